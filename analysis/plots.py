@@ -1,0 +1,370 @@
+"""Figures for the claim-status report, drawn from already-computed results.
+
+Computing and drawing are apart (rliable's ``plot_utils``): every function
+here takes plain numbers (coordinates, deviations, per-seed values, matrices)
+and writes one PNG. Figures are built with :class:`matplotlib.figure.Figure`
+and its Agg canvas directly, never through ``pyplot``: nothing is registered
+in pyplot's global figure list, no GUI backend is touched, and a figure is
+released as soon as the function returns, so these are safe in xdist workers
+and headless CI. PNGs are written at 100 dpi to keep the self-contained HTML
+report small.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis._validation import invalid
+
+__all__ = [
+    "DPI",
+    "plot_accuracy_deviation",
+    "plot_heatmap",
+    "plot_landscape",
+    "plot_trend",
+]
+
+DPI = 100
+
+# Group kind (leading word of a group label, case-insensitive) -> marker and
+# colour map; groups of one kind get shades of that map in their natural order
+# ("pruned 10%" before "pruned 70%").
+_KINDS: dict[str, tuple[str, str]] = {
+    "base": ("*", "Greys"),
+    "teacher": ("*", "Greys"),
+    "independent": ("o", "Greys"),
+    "student": ("^", "Blues"),
+    "same-init": ("v", "Purples"),
+    "quantized": ("s", "Greens"),
+    "pruned": ("D", "Oranges"),
+}
+_OTHER = ("P", "copper")
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No timestamp or software tag: the same figure gives the same bytes.
+    figure.savefig(path, dpi=DPI, format="png", metadata={"Software": None})
+    figure.clear()
+    return path
+
+
+def _natural_key(text: str) -> list[object]:
+    return [float(part) if re.fullmatch(r"\d+(?:\.\d+)?", part) else part.lower()
+            for part in re.split(r"(\d+(?:\.\d+)?)", text)]
+
+
+def _kind(group: str) -> str:
+    lowered = group.strip().lower()
+    for kind in _KINDS:
+        if lowered.startswith(kind):
+            return kind
+    return "other"
+
+
+def _check_path(path: object, owner: str) -> None:
+    if not isinstance(path, (str, Path)) or str(path) == "":
+        raise invalid("path", owner, "a file path (str or Path)", path)
+
+
+def plot_landscape(
+    coords: Mapping[str, Sequence[float]],
+    groups: Mapping[str, str],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Draw a functional landscape: one labelled point per model.
+
+    Parameters
+    ----------
+    coords : mapping of str to (x, y)
+        Model name to its 2-D position (e.g. from
+        :func:`analysis.landscape.functional_landscape`).
+    groups : mapping of str to str
+        Model name to its group label, e.g. ``"base"``, ``"independent"``,
+        ``"student α=0.5"``, ``"same-init control"``, ``"quantized 8-bit"``,
+        ``"pruned 30%"``. The leading word picks the marker and colour family;
+        every distinct label gets its own legend entry. Must cover every model
+        in ``coords``.
+    path : str or Path
+        Where to write the PNG (parent folders are created).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_landscape"
+    _check_path(path, owner)
+    if not isinstance(coords, Mapping) or len(coords) == 0:
+        raise invalid("coords", owner, "a non-empty mapping of model name to (x, y)", coords)
+    missing = [name for name in coords if name not in groups]
+    if missing:
+        raise invalid("groups", owner, "a group label for every model in coords", f"no label for {missing}")
+    points = {}
+    for name, xy in coords.items():
+        xy = np.asarray(xy, dtype=float)
+        if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+            raise invalid(f"coords[{name!r}]", owner, "a finite (x, y) pair", coords[name])
+        points[name] = xy
+
+    labels = sorted({groups[name] for name in coords}, key=_natural_key)
+    by_kind: dict[str, list[str]] = {}
+    for label in labels:
+        by_kind.setdefault(_kind(label), []).append(label)
+    style: dict[str, tuple[str, object, float]] = {}
+    from matplotlib import colormaps
+
+    for kind, kind_labels in by_kind.items():
+        marker, cmap_name = _KINDS.get(kind, _OTHER)
+        cmap = colormaps[cmap_name]
+        for i, label in enumerate(kind_labels):
+            if kind in ("base", "teacher"):
+                colour, size = "black", 260.0
+            elif kind == "independent":
+                colour, size = "0.55", 70.0
+            else:
+                shade = 0.45 + 0.5 * (i + 1) / (len(kind_labels) + 1)
+                colour, size = cmap(shade), 70.0
+            style[label] = (marker, colour, size)
+
+    figure = _new_figure(7.0, 5.5)
+    axes = figure.add_subplot()
+    for label in labels:
+        names = [name for name in coords if groups[name] == label]
+        xy = np.array([points[name] for name in names])
+        marker, colour, size = style[label]
+        axes.scatter(xy[:, 0], xy[:, 1], marker=marker, color=colour, s=size,
+                     edgecolors="black", linewidths=0.5, label=label, zorder=3)
+        for name, (x, y) in zip(names, xy):
+            axes.annotate(name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+    axes.set_title(title)
+    axes.set_xlabel("t-SNE 1")
+    axes.set_ylabel("t-SNE 2")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best", framealpha=0.8)
+    return _save(figure, path)
+
+
+def plot_accuracy_deviation(
+    deviations: Mapping[str, object],
+    path: str | Path,
+    title: str,
+    *,
+    paper: Mapping[str, float | None] | None = None,
+    ylabel: str = "accuracy deviation from base (pp)",
+) -> Path:
+    """Bar chart of accuracy deviation from the base model, ours beside the paper's.
+
+    Parameters
+    ----------
+    deviations : mapping of str to float or array of shape (n_seeds,)
+        Condition (e.g. ``"α=0.1"``, ``"8-bit"``, ``"pruned 30%"``) to our
+        deviation in percentage points, one value per seed. Bars show the
+        mean, dots the seeds.
+    path : str or Path
+        Where to write the PNG.
+    title : str
+        Figure title.
+    paper : mapping of str to float or None, optional
+        The paper's deviation per condition (as in its Tables 3-5), drawn as
+        a red cross; conditions without a paper value are left out.
+    ylabel : str
+        Y-axis label.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_accuracy_deviation"
+    _check_path(path, owner)
+    if not isinstance(deviations, Mapping) or len(deviations) == 0:
+        raise invalid("deviations", owner, "a non-empty mapping of condition to values", deviations)
+    conditions = list(deviations)
+    values = []
+    for condition in conditions:
+        array = np.atleast_1d(np.asarray(deviations[condition], dtype=float))
+        if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
+            raise invalid(f"deviations[{condition!r}]", owner, "a finite number or 1-D array", deviations[condition])
+        values.append(array)
+    paper = dict(paper or {})
+
+    figure = _new_figure(max(5.0, 0.8 * len(conditions) + 2.0), 4.0)
+    axes = figure.add_subplot()
+    x = np.arange(len(conditions))
+    means = np.array([v.mean() for v in values])
+    axes.bar(x, means, width=0.6, color="#8fb3d9", edgecolor="black", linewidth=0.5, label="ours (mean)")
+    for i, v in enumerate(values):
+        jitter = np.linspace(-0.12, 0.12, v.size) if v.size > 1 else np.zeros(1)
+        axes.scatter(x[i] + jitter, v, color="#1f4e79", s=14, zorder=3,
+                     label="ours (per seed)" if i == 0 else None)
+    paper_x = [i for i, c in enumerate(conditions) if paper.get(c) is not None]
+    if paper_x:
+        axes.scatter(paper_x, [paper[conditions[i]] for i in paper_x], marker="x", color="#c0392b",
+                     s=60, linewidths=2, zorder=4, label="paper")
+    axes.axhline(0.0, color="black", linewidth=0.8)
+    crowded = len(conditions) > 6
+    axes.set_xticks(x, conditions, rotation=30 if crowded else 0, ha="right" if crowded else "center")
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def plot_trend(
+    levels: Sequence[float],
+    values_by_series: Mapping[str, object],
+    path: str | Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
+    """Line per series over levels: the mean across seeds and every seed's point.
+
+    Parameters
+    ----------
+    levels : sequence of float, length n_levels
+        X positions (e.g. pruning ratios).
+    values_by_series : mapping of str to array of shape (n_seeds, n_levels)
+        Per-seed values; a 1-D array counts as one seed.
+    path : str or Path
+        Where to write the PNG.
+    title, xlabel, ylabel : str
+        Labels.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_trend"
+    _check_path(path, owner)
+    levels = np.asarray(levels, dtype=float)
+    if levels.ndim != 1 or levels.size == 0 or not np.all(np.isfinite(levels)):
+        raise invalid("levels", owner, "a non-empty 1-D sequence of finite numbers", levels.tolist())
+    if not isinstance(values_by_series, Mapping) or len(values_by_series) == 0:
+        raise invalid("values_by_series", owner, "a non-empty mapping of series to (n_seeds, n_levels) arrays",
+                      values_by_series)
+    series = {}
+    for name, values in values_by_series.items():
+        array = np.asarray(values, dtype=float)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != levels.size:
+            raise invalid(f"values_by_series[{name!r}]", owner, f"an array of shape (n_seeds, {levels.size})",
+                          f"shape {array.shape}")
+        series[name] = array
+
+    figure = _new_figure(6.0, 4.0)
+    axes = figure.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(series))]
+    for colour, (name, array) in zip(colours, series.items()):
+        mean = np.nanmean(array, axis=0)
+        axes.plot(levels, mean, color=colour, marker="o", label=name, zorder=3)
+        for row in array:
+            axes.scatter(levels, row, color=colour, alpha=0.4, s=12, zorder=2)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+def _format_cell(value: float) -> str:
+    if not math.isfinite(value):
+        return "—"
+    return f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def plot_heatmap(
+    matrix: object,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str],
+    path: str | Path,
+    title: str,
+    annotate: bool = True,
+    paper: object | None = None,
+) -> Path:
+    """Heatmap of a matrix (e.g. CKA between layers), beside the paper's when given.
+
+    Parameters
+    ----------
+    matrix : array of shape (n_rows, n_cols)
+        Our values; NaN cells are blank.
+    row_labels, col_labels : sequence of str
+        Tick labels, lengths ``n_rows`` and ``n_cols``.
+    path : str or Path
+        Where to write the PNG.
+    title : str
+        Figure title.
+    annotate : bool, default True
+        Write each cell's value in it.
+    paper : array of shape (n_rows, n_cols), optional
+        The paper's values (NaN where it gives none), drawn on the right with
+        the same colour scale.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_heatmap"
+    _check_path(path, owner)
+    ours = np.asarray(matrix, dtype=float)
+    if ours.ndim != 2 or ours.size == 0:
+        raise invalid("matrix", owner, "a non-empty 2-D array", f"shape {ours.shape}")
+    if len(row_labels) != ours.shape[0] or len(col_labels) != ours.shape[1]:
+        raise invalid("row_labels", owner, f"{ours.shape[0]} row and {ours.shape[1]} column labels",
+                      f"{len(row_labels)} and {len(col_labels)}")
+    panels = [("ours", ours)]
+    if paper is not None:
+        theirs = np.asarray(paper, dtype=float)
+        if theirs.shape != ours.shape:
+            raise invalid("paper", owner, f"an array of shape {ours.shape}", f"shape {theirs.shape}")
+        panels.append(("paper", theirs))
+    finite = np.concatenate([p[np.isfinite(p)] for _, p in panels])
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+
+    n_rows, n_cols = ours.shape
+    width = min(14.0, (0.55 * n_cols + 2.0) * len(panels) + 1.0)
+    height = min(10.0, 0.45 * n_rows + 2.0)
+    figure = _new_figure(width, height)
+    axes_list = figure.subplots(1, len(panels), squeeze=False)[0]
+    image = None
+    for axes, (name, values) in zip(axes_list, panels):
+        image = axes.imshow(np.ma.masked_invalid(values), vmin=vmin, vmax=vmax, cmap="viridis", aspect="auto")
+        axes.set_xticks(np.arange(n_cols), list(col_labels), rotation=45 if n_cols > 4 else 0,
+                        ha="right" if n_cols > 4 else "center", fontsize=8)
+        axes.set_yticks(np.arange(n_rows), list(row_labels), fontsize=8)
+        if len(panels) > 1:
+            axes.set_title(name)
+        if annotate:
+            middle = (vmin + vmax) / 2
+            for i in range(n_rows):
+                for j in range(n_cols):
+                    if np.isfinite(values[i, j]):
+                        axes.text(j, i, _format_cell(values[i, j]), ha="center", va="center", fontsize=7,
+                                  color="black" if values[i, j] > middle else "white")
+    figure.colorbar(image, ax=list(axes_list), shrink=0.8)
+    figure.suptitle(title)
+    return _save(figure, path)

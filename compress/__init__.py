@@ -1,0 +1,102 @@
+"""compress: models, data, training, pruning, distillation, quantization and the artifact store (no pytest, no analysis imports).
+
+Public names are re-exported here lazily (from compress import X imports only
+the submodule that defines X), so importing one part does not pull in the rest
+(e.g. torch-pruning or matplotlib) and python -m compress.<module> stays clean.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "AUGMENTS": "training",
+    "ArtifactStore": "store",
+    "ArtifactWarning": "store",
+    "BITS": "quantize",
+    "BUILDER_KINDS": "recipes",
+    "BasicBlock": "models",
+    "Bottleneck": "models",
+    "BuildContext": "store",
+    "CHANNEL_STATS": "data",
+    "CifarResNet": "models",
+    "CifarVGG": "models",
+    "DEVICES": "runtime",
+    "DatasetNotFoundError": "data",
+    "InMemoryDataset": "data",
+    "KDConfig": "distill",
+    "KD_LOSSES": "distill",
+    "LeNet5": "models",
+    "MaskHolder": "masks",
+    "MaskSet": "masks",
+    "MobileNetV1": "models",
+    "NORMS": "structured",
+    "OPTIMIZERS": "training",
+    "Progress": "progress",
+    "SCHEDULES": "training",
+    "SCHEMES": "quantize",
+    "SCOPES": "pruning",
+    "STORE_FORMAT_VERSION": "store",
+    "Spec": "store",
+    "TrainConfig": "training",
+    "TrainResult": "training",
+    "Workspace": "recipes",
+    "accuracy": "training",
+    "apply_masks": "masks",
+    "attach_activation_quant": "quantize",
+    "calibrate": "quantize",
+    "cap_threads": "runtime",
+    "channel_granularity": "structured",
+    "channel_masks": "structured",
+    "check_available": "data",
+    "count_nonzero": "accounting",
+    "count_parameters": "accounting",
+    "create_model": "models",
+    "distill_spec": "recipes",
+    "effective_parameter_count": "structured",
+    "emit": "progress",
+    "eval_spec": "recipes",
+    "expected_paths": "data",
+    "fake_quant_weight": "quantize",
+    "format_seconds": "progress",
+    "hinton_kd_loss": "distill",
+    "iterative_channel_prune": "structured",
+    "l1_unstructured": "pruning",
+    "label": "recipes",
+    "list_datasets": "data",
+    "list_models": "models",
+    "load_dataset": "data",
+    "make_builders": "recipes",
+    "model_bytes": "accounting",
+    "model_from_payload": "recipes",
+    "model_info": "models",
+    "physically_remove": "structured",
+    "predict": "training",
+    "prunable_weights": "pruning",
+    "prune_schedule": "structured",
+    "prune_spec": "recipes",
+    "quantize": "quantize",
+    "quantize_spec": "recipes",
+    "register_model": "models",
+    "resolve_device": "runtime",
+    "retained_fraction": "structured",
+    "rewind_to_init": "structured",
+    "set_sink": "progress",
+    "soft_kl": "distill",
+    "sparsity": "masks",
+    "train": "training",
+    "train_spec": "recipes",
+    "validate_masks": "masks",
+    "worker_index": "runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,508 @@
+"""In-memory image-classification datasets.
+
+Every dataset is loaded once into four tensors (``x_train``, ``y_train``,
+``x_test``, ``y_test``) and moved whole to the training device, so the training
+loop indexes tensors instead of running a per-sample ``DataLoader``.
+
+Datasets (one registry, :func:`load_dataset` is the entry point):
+
+- ``digits``: scikit-learn's 8x8 handwritten digits; ships inside scikit-learn,
+  so it needs no network. Stratified train/test split fixed by ``seed``.
+- ``mnist``, ``cifar10``, ``cifar100``: the torchvision datasets read from
+  ``root`` (``--data-root``); downloaded only when ``download=True``.
+- ``fake``: Gaussian noise around class-dependent mean patterns, generated
+  from ``seed``; learnable, for smoke tests.
+
+Missing files raise :class:`DatasetNotFoundError` naming the exact paths, and
+:func:`check_available` raises it without loading anything, so a bad data root
+fails before any training starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ._validation import check_choice, check_in_range, invalid
+
+__all__ = [
+    "CHANNEL_STATS",
+    "DatasetNotFoundError",
+    "InMemoryDataset",
+    "check_available",
+    "expected_paths",
+    "list_datasets",
+    "load_dataset",
+]
+
+# Per-channel (mean, std) of the *training* pixels scaled to [0, 1], the
+# well-known constants used across the literature (MNIST: PyTorch examples;
+# CIFAR: e.g. airbench). For CIFAR-10 these are the true pixel stds
+# (0.2470, ...), not the often-copied (0.2023, 0.1994, 0.2010), which are the
+# stds of per-image means.
+CHANNEL_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+_DOWNLOAD_HINT = "pass --download (needs network access) or copy the torchvision files there"
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not where torchvision expects them.
+
+    Attributes
+    ----------
+    dataset : str
+        Dataset name, e.g. ``"cifar10"``.
+    missing : tuple of pathlib.Path
+        Expected files that do not exist (empty when the root itself is unset
+        or the files exist but were rejected).
+    """
+
+    def __init__(self, message: str, *, dataset: str, missing: Sequence[Path] = ()):
+        super().__init__(message)
+        self.dataset = dataset
+        self.missing = tuple(missing)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class InMemoryDataset:
+    """A train/test split held as tensors on one device.
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the dataset this came from.
+    x_train, x_test : Tensor
+        float32 images, shape ``(N, C, H, W)``, already normalized.
+    y_train, y_test : Tensor
+        int64 class indices in ``[0, num_classes)``, shape ``(N,)``.
+    num_classes : int
+        Number of classes.
+    class_names : tuple of str
+        One name per class, ``len(class_names) == num_classes``.
+    """
+
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        owner = "InMemoryDataset"
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise invalid("num_classes", owner, "a positive int", self.num_classes)
+        if len(self.class_names) != self.num_classes:
+            raise invalid("class_names", owner, f"a tuple of {self.num_classes} names", self.class_names)
+        device = self.x_train.device
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.dtype != torch.float32 or x.ndim != 4:
+                raise invalid(f"x_{split}", owner, "a float32 tensor of shape (N, C, H, W)",
+                              f"{x.dtype} tensor of shape {tuple(x.shape)}")
+            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
+                raise invalid(f"y_{split}", owner, f"an int64 tensor of shape ({x.shape[0]},)",
+                              f"{y.dtype} tensor of shape {tuple(y.shape)}")
+            if x.device != device or y.device != device:
+                raise invalid(f"x_{split}/y_{split}", owner, f"on the device of x_train ({device})",
+                              f"{x.device}/{y.device}")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise invalid(f"y_{split}", owner, f"labels in [0, {self.num_classes})",
+                              f"labels in [{int(y.min())}, {int(y.max())}]")
+        if self.x_test.shape[1:] != self.x_train.shape[1:]:
+            raise invalid("x_test", owner, f"images of shape {tuple(self.x_train.shape[1:])}",
+                          tuple(self.x_test.shape[1:]))
+
+    def __repr__(self) -> str:
+        return (f"InMemoryDataset(name={self.name!r}, n_train={self.n_train}, n_test={self.n_test}, "
+                f"in_shape={self.in_shape}, num_classes={self.num_classes}, device={self.device})")
+
+    @property
+    def in_shape(self) -> tuple[int, int, int]:
+        """Shape of one image, ``(C, H, W)``."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def n_train(self) -> int:
+        """Number of training examples."""
+        return self.x_train.shape[0]
+
+    @property
+    def n_test(self) -> int:
+        """Number of test examples."""
+        return self.x_test.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        """Device holding all four tensors."""
+        return self.x_train.device
+
+    def to(self, device: str | torch.device, *, channels_last: bool = False) -> InMemoryDataset:
+        """Return a new dataset with its tensors on ``device``.
+
+        Parameters
+        ----------
+        device : str or torch.device
+            Target device, e.g. ``"cuda"``.
+        channels_last : bool, default False
+            Store images in ``torch.channels_last`` memory format (faster
+            convolutions on GPUs); ``False`` stores them contiguous (NCHW).
+
+        Returns
+        -------
+        InMemoryDataset
+            A new instance; tensors already on ``device`` in the requested
+            memory format are shared, not copied.
+        """
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise invalid("device", "InMemoryDataset.to", "a torch device such as 'cpu' or 'cuda'", device) from err
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train.to(device, memory_format=fmt),
+            y_train=self.y_train.to(device),
+            x_test=self.x_test.to(device, memory_format=fmt),
+            y_test=self.y_test.to(device),
+        )
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> InMemoryDataset:
+        """Return the first ``n_train``/``n_test`` examples after a seeded permutation.
+
+        Not stratified. A split whose size is ``None`` is kept whole, in its
+        original order.
+
+        Parameters
+        ----------
+        n_train, n_test : int or None
+            Number of examples to keep, in ``[1, current size]``.
+        seed : int, default 0
+            Seeds the permutation (a CPU ``torch.Generator``; same seed, same
+            subset on every device).
+        """
+        owner = "InMemoryDataset.subset"
+        _check_seed(seed, owner)
+        gen = torch.Generator().manual_seed(seed)
+        picked = {}
+        for split, n, total in (("train", n_train, self.n_train), ("test", n_test, self.n_test)):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if n is None:
+                picked[f"x_{split}"], picked[f"y_{split}"] = x, y
+                continue
+            _check_int(f"n_{split}", owner, n, 1, total)
+            idx = torch.randperm(total, generator=gen)[:n].to(x.device)
+            picked[f"x_{split}"], picked[f"y_{split}"] = x[idx], y[idx]
+        return dataclasses.replace(self, **picked)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_int(param: str, owner: str, value: object, low: int, high: float = math.inf) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+        bounds = f"in [{low}, {high}]" if high != math.inf else f">= {low}"
+        raise invalid(param, owner, f"an int {bounds}", value)
+
+
+def _check_seed(seed: object, owner: str) -> None:
+    # scikit-learn's random_state accepts [0, 2**32 - 1]; keep one range for all loaders.
+    _check_int("seed", owner, seed, 0, 2**32 - 1)
+
+
+def _normalize(x_uint8_nchw: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 images in [0, 255] -> float32 ``(x / 255 - mean) / std`` per channel."""
+    x = x_uint8_nchw.to(torch.float32).div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return x.sub_(mean_t).div_(std_t).contiguous()
+
+
+def _class_mean_patterns(gen: torch.Generator, num_classes: int, shape: tuple[int, int, int]) -> Tensor:
+    """Smooth random per-class mean images: low-resolution noise upsampled to ``shape``.
+
+    Smooth (not per-pixel) patterns so that convolutional models, which pool
+    spatially, can pick them up as easily as linear ones.
+    """
+    c, h, w = shape
+    coarse = torch.randn(num_classes, c, max(1, h // 4), max(1, w // 4), generator=gen)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------- loaders
+# Each loader takes (root, seed, download) plus its own keyword-only options;
+# the option names and defaults are read from its signature.
+
+
+def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3) -> InMemoryDataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    owner = "load_dataset('digits')"
+    check_in_range("test_fraction", owner, test_fraction, 0.0, 1.0)
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32) / 16.0  # pixel counts 0..16 -> [0, 1]
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            images, bunch.target, test_size=test_fraction, random_state=seed, stratify=bunch.target
+        )
+    except ValueError as err:  # a split too small to hold every class
+        raise invalid("test_fraction", owner, "a float in (0, 1) leaving every class in both splits",
+                      test_fraction) from err
+    mean, std = float(x_tr.mean()), float(x_tr.std())
+    return InMemoryDataset(
+        name="digits",
+        x_train=torch.from_numpy((x_tr - mean) / std).unsqueeze(1).contiguous(),
+        y_train=torch.from_numpy(y_tr).to(torch.int64),
+        x_test=torch.from_numpy((x_te - mean) / std).unsqueeze(1).contiguous(),
+        y_test=torch.from_numpy(y_te).to(torch.int64),
+        num_classes=10,
+        class_names=tuple(str(int(t)) for t in bunch.target_names),
+    )
+
+
+def _load_fake(
+    *,
+    root: Path | None,
+    seed: int,
+    download: bool,
+    shape: Sequence[int] = (3, 32, 32),
+    num_classes: int = 10,
+    n_train: int = 512,
+    n_test: int = 256,
+) -> InMemoryDataset:
+    owner = "load_dataset('fake')"
+    if (isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) != 3
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape)):
+        raise invalid("shape", owner, "a (C, H, W) tuple of positive ints", shape)
+    _check_int("num_classes", owner, num_classes, 2)
+    _check_int("n_train", owner, n_train, 1)
+    _check_int("n_test", owner, n_test, 1)
+    shape = tuple(shape)
+    gen = torch.Generator().manual_seed(seed)
+    # Signal amplitude 0.5 against unit noise: far above chance for a nearest-mean
+    # rule or a small net after a few epochs, yet not identical copies of one image.
+    means = 0.5 * _class_mean_patterns(gen, num_classes, shape)
+
+    def draw(n: int) -> tuple[Tensor, Tensor]:
+        y = (torch.arange(n) % num_classes)[torch.randperm(n, generator=gen)]  # balanced classes
+        x = means[y] + torch.randn((n, *shape), generator=gen)
+        return x, y
+
+    x_train, y_train = draw(n_train)
+    x_test, y_test = draw(n_test)
+    return InMemoryDataset(
+        name="fake",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=num_classes,
+        class_names=tuple(f"class_{i}" for i in range(num_classes)),
+    )
+
+
+def _from_torchvision(name: str, dataset_cls: Callable, root: Path, download: bool) -> InMemoryDataset:
+    """Load both splits of a torchvision dataset, converting its errors into ours."""
+    if not download:
+        check_available(name, root)
+    splits = []
+    for train in (True, False):
+        try:
+            splits.append(dataset_cls(str(root), train=train, download=download))
+        except (RuntimeError, OSError) as err:  # URLError is an OSError
+            what = "could not download it" if download else "rejected the files (corrupted or partial copy?)"
+            raise DatasetNotFoundError(
+                f"Dataset {name!r} under {root}: torchvision {what}: {err}. "
+                f"Expected files: {', '.join(map(str, expected_paths(name, root)))}; {_DOWNLOAD_HINT}.",
+                dataset=name,
+            ) from err
+    mean, std = CHANNEL_STATS[name]
+    tensors = []
+    for ds in splits:
+        data = torch.as_tensor(np.asarray(ds.data))
+        # MNIST keeps (N, H, W) uint8; CIFAR keeps (N, H, W, C) uint8 numpy.
+        data = data.unsqueeze(1) if data.ndim == 3 else data.permute(0, 3, 1, 2)
+        tensors += [_normalize(data, mean, std), torch.as_tensor(np.asarray(ds.targets), dtype=torch.int64)]
+    classes = tuple(str(c) for c in splits[0].classes)
+    return InMemoryDataset(name, *tensors, num_classes=len(classes), class_names=classes)
+
+
+def _load_mnist(*, root: Path, seed: int, download: bool) -> InMemoryDataset:
+    from torchvision.datasets import MNIST
+
+    return _from_torchvision("mnist", MNIST, root, download)
+
+
+def _load_cifar10(*, root: Path, seed: int, download: bool) -> InMemoryDataset:
+    from torchvision.datasets import CIFAR10
+
+    return _from_torchvision("cifar10", CIFAR10, root, download)
+
+
+def _load_cifar100(*, root: Path, seed: int, download: bool) -> InMemoryDataset:
+    from torchvision.datasets import CIFAR100
+
+    return _from_torchvision("cifar100", CIFAR100, root, download)
+
+
+_LOADERS: dict[str, Callable[..., InMemoryDataset]] = {
+    "cifar10": _load_cifar10,
+    "cifar100": _load_cifar100,
+    "digits": _load_digits,
+    "fake": _load_fake,
+    "mnist": _load_mnist,
+}
+
+# Files torchvision (>= 0.19) reads, relative to root. MNIST reads the raw,
+# uncompressed IDX files (the legacy processed/*.pt cache is also accepted).
+_FILES: dict[str, tuple[str, ...]] = {
+    "cifar10": tuple(f"cifar-10-batches-py/{f}" for f in
+                     (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")),
+    "cifar100": tuple(f"cifar-100-python/{f}" for f in ("train", "test", "meta")),
+    "mnist": tuple(f"MNIST/raw/{f}" for f in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")),
+}
+_MNIST_LEGACY = ("MNIST/processed/training.pt", "MNIST/processed/test.pt")
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`, sorted."""
+    return sorted(_LOADERS)
+
+
+def _require_root(name: str, root: str | os.PathLike[str] | None, owner: str) -> Path:
+    check_choice("name", owner, name, list_datasets())
+    if root is None:
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} is read from disk, so --data-root (root=...) is required; it is the folder "
+            f"that holds {', '.join(_FILES[name])}. To fill it, {_DOWNLOAD_HINT}.",
+            dataset=name,
+        )
+    return Path(root)
+
+
+def expected_paths(name: str, root: str | os.PathLike[str] | None) -> list[Path]:
+    """Files that must exist under ``root`` for dataset ``name``.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets`.
+    root : path-like or None
+        Data root (``--data-root``). Ignored for ``digits`` and ``fake``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Empty for datasets that need no files.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown ``name``.
+    DatasetNotFoundError
+        ``root`` is None for a dataset read from disk.
+    """
+    check_choice("name", "expected_paths", name, list_datasets())
+    if name not in _FILES:
+        return []
+    root = _require_root(name, root, "expected_paths")
+    return [root / f for f in _FILES[name]]
+
+
+def check_available(name: str, root: str | os.PathLike[str] | None) -> None:
+    """Raise :class:`DatasetNotFoundError` unless dataset ``name``'s files exist under ``root``.
+
+    Checks existence only (no checksums, no loading), so it is cheap enough to
+    run before any training. A no-op for ``digits`` and ``fake``.
+    """
+    paths = expected_paths(name, root)
+    missing = [p for p in paths if not p.is_file()]
+    if name == "mnist" and missing and all((Path(root) / f).is_file() for f in _MNIST_LEGACY):
+        return  # torchvision still loads its old processed/*.pt cache
+    if missing:
+        also = "" if len(missing) == len(paths) else f" (all expected: {', '.join(map(str, paths))})"
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} not found under {root}: missing {len(missing)} of {len(paths)} files: "
+            f"{', '.join(map(str, missing))}. To fix, {_DOWNLOAD_HINT}{also}.",
+            dataset=name,
+            missing=missing,
+        )
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    download: bool = False,
+    **options: object,
+) -> InMemoryDataset:
+    """Load dataset ``name`` into CPU memory.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets`.
+    root : path-like or None
+        Data root holding the torchvision files (``--data-root``); required
+        for ``mnist``, ``cifar10`` and ``cifar100``, ignored otherwise.
+    seed : int, default 0
+        Fixes the train/test split of ``digits`` and the samples of ``fake``;
+        the torchvision datasets have a fixed official split.
+    download : bool, default False
+        Let torchvision download missing files into ``root`` (needs network).
+    **options
+        Per-dataset options: ``digits``: ``test_fraction=0.3``; ``fake``:
+        ``shape=(3, 32, 32)``, ``num_classes=10``, ``n_train=512``,
+        ``n_test=256``; the torchvision datasets take none.
+
+    Returns
+    -------
+    InMemoryDataset
+        Normalized float32 images and int64 labels on the CPU; call
+        :meth:`InMemoryDataset.to` to move them.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown ``name`` or option, or an option value out of range.
+    DatasetNotFoundError
+        A disk dataset without ``root``, or with files missing or rejected.
+    """
+    owner = "load_dataset"
+    check_choice("name", owner, name, list_datasets())
+    _check_seed(seed, owner)
+    if not isinstance(download, bool):
+        raise invalid("download", owner, "a bool", download)
+    loader = _LOADERS[name]
+    valid = [p.name for p in inspect.signature(loader).parameters.values()
+             if p.kind is p.KEYWORD_ONLY and p.name not in ("root", "seed", "download")]
+    for key in options:
+        if key not in valid:
+            expected = (f"keyword options among {', '.join(map(repr, valid))}" if valid
+                        else f"empty ({name} takes no options)")
+            raise invalid("options", f"load_dataset({name!r})", expected, key)
+    if name in _FILES:
+        root = _require_root(name, root, owner)
+        if download:
+            root.mkdir(parents=True, exist_ok=True)
+    return loader(root=None if root is None else Path(root), seed=seed, download=download, **options)

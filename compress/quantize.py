@@ -1,0 +1,121 @@
+"""Post-training quantization, simulated on any device.
+
+* ``fp16`` / ``bf16``: every parameter and buffer is rounded to the format,
+  and the input of every conv/linear layer is rounded too, so the arithmetic
+  sees the values a half-precision model would (accumulation stays float32,
+  as on tensor cores).
+* ``int8`` (and ``int4``): conv/linear weights are fake-quantized per output
+  channel, symmetric; layer inputs are fake-quantized per tensor with
+  symmetric ranges calibrated on a batch of training inputs. Uses torch's
+  maintained ``fake_quantize_*`` ops.
+
+The quantized model is a float model whose values lie on the quantization
+grid plus activation hooks; :func:`attach_activation_quant` re-attaches the
+hooks after a state_dict is loaded (hooks are not state).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ._validation import check_choice
+
+__all__ = ["SCHEMES", "BITS", "quantize", "fake_quant_weight", "attach_activation_quant", "calibrate"]
+
+SCHEMES = ("fp16", "bf16", "int8", "int4")
+BITS = {"fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
+_FLOAT = {"fp16": torch.float16, "bf16": torch.bfloat16}
+_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _qmax(bits: int) -> int:
+    return 2 ** (bits - 1) - 1
+
+
+def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel symmetric fake quantization of a weight tensor.
+
+    Error per entry is at most half a step (``scale / 2``).
+    """
+    qmax = _qmax(bits)
+    absmax = w.detach().abs().flatten(1).amax(1) if w.dim() > 1 else w.detach().abs().amax().reshape(1)
+    scale = (absmax / qmax).clamp_min(torch.finfo(torch.float32).tiny).float()
+    zero = torch.zeros_like(scale, dtype=torch.int32)
+    if w.dim() == 1:
+        return torch.fake_quantize_per_tensor_affine(w.float(), float(scale), 0, -qmax, qmax)
+    return torch.fake_quantize_per_channel_affine(w.float(), scale, zero, 0, -qmax, qmax)
+
+
+def _quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _LAYERS)]
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> dict[str, float]:
+    """Max |input| of every conv/linear layer over ``x`` (eval mode)."""
+    ranges: dict[str, float] = {}
+    handles = []
+    for name, m in _quant_layers(model):
+        def hook(mod, inputs, name=name):
+            v = float(inputs[0].detach().abs().max())
+            ranges[name] = max(ranges.get(name, 0.0), v)
+        handles.append(m.register_forward_pre_hook(hook))
+    was = model.training
+    model.eval()
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            model(x[i : i + batch_size])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was)
+    return ranges
+
+
+def attach_activation_quant(model: nn.Module, scheme: str, act_ranges: dict[str, float] | None = None) -> list:
+    """Round the input of every conv/linear layer to ``scheme``; returns the hook handles."""
+    check_choice("scheme", "attach_activation_quant", scheme, SCHEMES)
+    handles = []
+    for name, m in _quant_layers(model):
+        if scheme in _FLOAT:
+            dtype = _FLOAT[scheme]
+            hook = lambda mod, inputs, dtype=dtype: (inputs[0].to(dtype).to(inputs[0].dtype),)
+        else:
+            qmax = _qmax(BITS[scheme])
+            scale = max((act_ranges or {}).get(name, 0.0) / qmax, 1e-12)
+            hook = lambda mod, inputs, scale=scale, qmax=qmax: (
+                torch.fake_quantize_per_tensor_affine(inputs[0].float(), scale, 0, -qmax, qmax).to(inputs[0].dtype),
+            )
+        handles.append(m.register_forward_pre_hook(hook))
+    return handles
+
+
+@torch.no_grad()
+def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = None) -> tuple[nn.Module, dict[str, float]]:
+    """Return a quantized deep copy of ``model`` and its activation ranges.
+
+    Parameters
+    ----------
+    scheme : {'fp16', 'bf16', 'int8', 'int4'}
+    calib_x : Tensor, optional
+        Calibration inputs for integer schemes (required for them).
+    """
+    check_choice("scheme", "quantize", scheme, SCHEMES)
+    q = copy.deepcopy(model).eval()
+    ranges: dict[str, float] = {}
+    if scheme in _FLOAT:
+        dtype = _FLOAT[scheme]
+        for t in list(q.parameters()) + [b for b in q.buffers() if b.is_floating_point()]:
+            t.copy_(t.to(dtype).to(t.dtype))
+    else:
+        if calib_x is None:
+            from ._validation import invalid
+
+            raise invalid("calib_x", "quantize", f"a batch of calibration inputs for scheme {scheme!r}", None)
+        ranges = calibrate(q, calib_x)
+        for _, m in _quant_layers(q):
+            m.weight.copy_(fake_quant_weight(m.weight, BITS[scheme]))
+    attach_activation_quant(q, scheme, ranges)
+    return q, ranges

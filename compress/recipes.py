@@ -1,0 +1,214 @@
+"""Artifact recipes: spec constructors and the builders that turn specs into models.
+
+Kinds (each a small builder in one lookup table, :data:`BUILDER_KINDS`):
+
+``train``     a model trained from scratch (init seed + data-order seed)
+``distill``   a student trained with Hinton KD from its parent (the teacher);
+              self-distillation starts from the teacher's *initial* weights
+              because the student spec carries the teacher's ``init_seed``
+``prune``     post-hoc global/layer-wise L1 unstructured pruning of its parent
+``quantize``  post-hoc FP16/BF16/INT8/INT4 (simulated) of its parent
+``eval``      the parent's logits and accuracy on the test split
+
+Model payloads hold a CPU ``state_dict`` plus what is needed to rebuild the
+module (architecture, classes, input shape, overrides) and metrics.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .data import InMemoryDataset, load_dataset
+from .distill import KDConfig
+from .models import create_model
+from .pruning import l1_unstructured
+from .quantize import attach_activation_quant, quantize
+from .runtime import resolve_device
+from .store import Spec
+from .training import TrainConfig, accuracy, predict, train
+
+__all__ = [
+    "Workspace",
+    "make_builders",
+    "train_spec",
+    "distill_spec",
+    "prune_spec",
+    "quantize_spec",
+    "eval_spec",
+    "model_from_payload",
+    "label",
+    "BUILDER_KINDS",
+]
+
+BUILDER_KINDS = ("train", "distill", "prune", "quantize", "eval")
+
+
+def _pairs(d: Mapping | tuple) -> tuple:
+    items = d.items() if isinstance(d, Mapping) else d
+    return tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in items))
+
+
+def train_spec(
+    arch: str,
+    dataset: str,
+    *,
+    init_seed: int,
+    seed: int,
+    train: TrainConfig,
+    data_seed: int = 0,
+    overrides: Mapping | tuple = (),
+    data_options: Mapping | tuple = (),
+) -> Spec:
+    """A model trained from scratch: weights from ``init_seed``, data order from ``seed``."""
+    return Spec.make(
+        "train",
+        arch=arch,
+        dataset=dataset,
+        data_seed=data_seed,
+        data_options=_pairs(data_options),
+        overrides=_pairs(overrides),
+        init_seed=init_seed,
+        seed=seed,
+        train=_pairs(train.as_dict()),
+    )
+
+
+def distill_spec(teacher: Spec, *, seed: int, temperature: float, alpha: float, train: TrainConfig) -> Spec:
+    """Self-distillation: the teacher's architecture and *initial* weights, trained with KD from it."""
+    p = dict(teacher.params)
+    return Spec.make(
+        "distill",
+        parents=(teacher,),
+        arch=p["arch"],
+        dataset=p["dataset"],
+        data_seed=p["data_seed"],
+        data_options=p["data_options"],
+        overrides=p["overrides"],
+        init_seed=p["init_seed"],
+        seed=seed,
+        temperature=float(temperature),
+        alpha=float(alpha),
+        train=_pairs(train.as_dict()),
+    )
+
+
+def prune_spec(parent: Spec, ratio: float, *, scope: str = "global") -> Spec:
+    return Spec.make("prune", parents=(parent,), method="l1_unstructured", ratio=float(ratio), scope=scope)
+
+
+def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512) -> Spec:
+    return Spec.make("quantize", parents=(parent,), scheme=scheme, calib_n=calib_n)
+
+
+def eval_spec(parent: Spec) -> Spec:
+    return Spec.make("eval", parents=(parent,), split="test")
+
+
+def _root_model_spec(spec: Spec) -> Spec:
+    """The train/distill spec a derived spec descends from (it fixes arch and data)."""
+    while spec.kind not in ("train", "distill"):
+        spec = spec.parents[0]
+    return spec
+
+
+def label(spec: Spec) -> str:
+    """Short human name of a model spec for progress lines: ``distill resnet18/digits init 0 seed 24 α=0.5``."""
+    p = dict(spec.params)
+    if spec.kind in ("train", "distill"):
+        text = f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
+        return text + (f" α={p['alpha']} T={p['temperature']}" if spec.kind == "distill" else "")
+    return f"{spec.kind} {' '.join(f'{k}={v}' for k, v in p.items())} of {label(spec.parents[0])}"
+
+
+def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild the module a model payload describes (quantization hooks included)."""
+    model = create_model(payload["arch"], payload["num_classes"], tuple(payload["in_shape"]), **dict(payload["overrides"]))
+    model.load_state_dict(payload["state_dict"])
+    quant = payload.get("quant")
+    if quant:
+        attach_activation_quant(model, quant["scheme"], dict(quant["act_ranges"]))
+    return model.to(device).eval()
+
+
+def _payload(model: nn.Module, like: Mapping, **extra) -> dict:
+    out = {k: like[k] for k in ("arch", "num_classes", "in_shape", "overrides")}
+    out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    out.update(extra)
+    return out
+
+
+@dataclass
+class Workspace:
+    """Where builders run: device, data root, and a per-process dataset cache."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    _datasets: dict = field(default_factory=dict)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def dataset(self, spec: Spec) -> InMemoryDataset:
+        p = dict(_root_model_spec(spec).params)
+        key = (p["dataset"], p["data_seed"], p["data_options"])
+        if key not in self._datasets:
+            ds = load_dataset(p["dataset"], root=self.data_root, seed=p["data_seed"], download=self.download, **dict(p["data_options"]))
+            self._datasets[key] = ds.to(self.torch_device)
+        return self._datasets[key]
+
+
+def make_builders(ws: Workspace) -> dict:
+    """The lookup table kind → builder for :class:`compress.store.ArtifactStore`."""
+
+    def build_train(spec: Spec, parents: list, ctx) -> dict:
+        p = dict(spec.params)
+        data = ws.dataset(spec)
+        torch.manual_seed(p["init_seed"])  # weights depend on init_seed alone (built on CPU)
+        model = create_model(p["arch"], data.num_classes, data.in_shape, **dict(p["overrides"]))
+        meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape), "overrides": dict(p["overrides"])}
+        model = model.to(data.device)
+        cfg = TrainConfig(**dict(p["train"]))
+        kwargs = {}
+        if spec.kind == "distill":
+            teacher = model_from_payload(parents[0], data.device)
+            kwargs = {"teacher": teacher, "kd": KDConfig(temperature=p["temperature"], alpha=p["alpha"])}
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], describe=label(spec), **kwargs)
+        acc = accuracy(predict(model, data.x_test), data.y_test)
+        return _payload(model, meta, metrics={"test_acc": acc, "train_seconds": res.seconds, "losses": res.losses})
+
+    def build_prune(spec: Spec, parents: list, ctx) -> dict:
+        data = ws.dataset(spec)
+        model = model_from_payload(parents[0], data.device)
+        masks = l1_unstructured(model, spec.param("ratio"), scope=spec.param("scope"))
+        acc = accuracy(predict(model, data.x_test), data.y_test)
+        kept = sum(int(m.sum()) for m in masks.values())
+        total = sum(m.numel() for m in masks.values())
+        return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": 1 - kept / max(total, 1)})
+
+    def build_quantize(spec: Spec, parents: list, ctx) -> dict:
+        data = ws.dataset(spec)
+        model = model_from_payload(parents[0], data.device)
+        g = torch.Generator().manual_seed(0)
+        calib = data.x_train[torch.randperm(data.n_train, generator=g)[: spec.param("calib_n")].to(data.device)]
+        q, ranges = quantize(model, spec.param("scheme"), calib_x=calib)
+        acc = accuracy(predict(q, data.x_test), data.y_test)
+        return _payload(q, parents[0], quant={"scheme": spec.param("scheme"), "act_ranges": ranges}, metrics={"test_acc": acc})
+
+    def build_eval(spec: Spec, parents: list, ctx) -> dict:
+        data = ws.dataset(spec)
+        t0 = time.perf_counter()
+        logits = predict(model_from_payload(parents[0], data.device), data.x_test)
+        return {
+            "logits": logits.cpu(),
+            "test_acc": accuracy(logits, data.y_test),
+            "labels": data.y_test.cpu(),
+            "seconds": time.perf_counter() - t0,
+        }
+
+    return {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize, "eval": build_eval}

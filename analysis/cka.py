@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from ._validation import InvalidParameterError, invalid
 
 __all__ = [
+    "normalized_grams",
     "DEFAULT_LAYER_TYPES",
     "MinibatchCKA",
     "center_gram",
@@ -702,3 +703,22 @@ def layerwise_cka(
             feats_b = _forward_features(model_b, x_b[start:stop].to(dev), names_b, owner)
             accumulator.update(list(feats_a.values()), list(feats_b.values()))
     return accumulator.compute()
+
+
+def normalized_grams(feats: Sequence[ArrayLike], *, debiased: bool = False, device: DeviceLike = None) -> Tensor:
+    """Every layer's centered Gram matrix, flattened and scaled to unit norm: an (L, n²) matrix.
+
+    Linear CKA between layer *i* of one model and layer *j* of another is the
+    dot product of their rows, so a model's Gram matrices are computed once and
+    serve every comparison it takes part in (``ga @ gb.T`` for all layer pairs,
+    ``(ga * gb).sum(1)`` for corresponding layers). :func:`cka_matrix` is the
+    two-model special case.
+    """
+    owner = "normalized_grams"
+    _check_bool("debiased", owner, debiased)
+    layers = _layer_list(feats, "feats", owner)
+    n = _check_same_n([("feats", layers)], owner, debiased)
+    grams, zeros = _stacked_grams(layers, "feats", owner, debiased, _resolve_device(device), n)
+    if any(zeros):
+        raise _constant_error(f"feats[{zeros.index(True)}]", owner)
+    return grams / torch.linalg.vector_norm(grams, dim=1, keepdim=True)

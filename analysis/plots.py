@@ -26,6 +26,7 @@ __all__ = [
     "DPI",
     "plot_accuracy_deviation",
     "plot_heatmap",
+    "plot_hybrid_tree",
     "plot_landscape",
     "plot_trend",
 ]
@@ -276,7 +277,8 @@ def plot_trend(
     axes = figure.add_subplot()
     colours = [f"C{i % 10}" for i in range(len(series))]
     for colour, (name, array) in zip(colours, series.items()):
-        mean = np.nanmean(array, axis=0)
+        present = ~np.isnan(array)
+        mean = np.where(present.any(0), np.nansum(array, axis=0) / np.maximum(present.sum(0), 1), np.nan)
         axes.plot(levels, mean, color=colour, marker="o", label=name, zorder=3)
         for row in array:
             axes.scatter(levels, row, color=colour, alpha=0.4, s=12, zorder=2)
@@ -367,4 +369,52 @@ def plot_heatmap(
                                   color="black" if values[i, j] > middle else "white")
     figure.colorbar(image, ax=list(axes_list), shrink=0.8)
     figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_hybrid_tree(
+    pruned: Mapping[float, float],
+    distilled: Mapping[float, float],
+    branches: Mapping[float, Mapping[float, float]],
+    path: str | Path,
+    title: str,
+    *,
+    ylabel: str = "test accuracy (%)",
+) -> Path:
+    """The hybrid compression tree as the GC thesis draws it.
+
+    Accuracy against retained fraction: the pruning path (grey, dashed), the
+    distillation path (blue) and, from each distilled checkpoint, its branch of
+    further pruning (red), each starting at its distilled model.
+
+    Parameters
+    ----------
+    pruned, distilled : mapping retained fraction → accuracy
+    branches : mapping source fraction → (mapping lower fraction → accuracy)
+    """
+    owner = "plot_hybrid_tree"
+    _check_path(path, owner)
+    if not distilled:
+        raise invalid("distilled", owner, "a non-empty mapping of retained fraction to accuracy", distilled)
+    figure = _new_figure(6.5, 4.2)
+    axes = figure.add_subplot()
+    if pruned:
+        xs = sorted(pruned)
+        axes.plot(xs, [pruned[x] for x in xs], color="0.5", ls="--", marker="s", label="pruned (iterative)", zorder=2)
+    xs = sorted(distilled)
+    axes.plot(xs, [distilled[x] for x in xs], color="C0", marker="o", lw=2, label="distilled (rewound)", zorder=4)
+    first = True
+    for src, branch in sorted(branches.items()):
+        if not branch or src not in distilled:
+            continue
+        bx = [src, *sorted(branch, reverse=True)]
+        by = [distilled[src], *[branch[x] for x in bx[1:]]]
+        axes.plot(bx, by, color="C3", marker=".", alpha=0.8, label="mixed: distilled, then pruned" if first else None, zorder=3)
+        first = False
+    axes.invert_xaxis()
+    axes.set_xlabel("retained fraction of parameters (→ more compression)")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
     return _save(figure, path)

@@ -530,11 +530,14 @@ def equivalence_test(
         "standardized_effect_name": d_name,
     }
     if design.can_reach_alpha:
-        if kind == "tost_welch":
-            p_tost, (t_lo, p_lo, df_lo), (t_hi, p_hi, df_hi) = ttost_ind(xa, xb, lo, hi, usevar="unequal")
-        else:
-            x2 = np.zeros_like(xa) if xb is None else xb
-            p_tost, (t_lo, p_lo, df_lo), (t_hi, p_hi, df_hi) = ttost_paired(xa, x2, lo, hi)
+        # Zero variance (e.g. every fp16 model has exactly the base's accuracy) is a legitimate
+        # degenerate case: t = ±inf and p ∈ {0, 1}; silence numpy's divide warning for it.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if kind == "tost_welch":
+                p_tost, (t_lo, p_lo, df_lo), (t_hi, p_hi, df_hi) = ttost_ind(xa, xb, lo, hi, usevar="unequal")
+            else:
+                x2 = np.zeros_like(xa) if xb is None else xb
+                p_tost, (t_lo, p_lo, df_lo), (t_hi, p_hi, df_hi) = ttost_paired(xa, x2, lo, hi)
         # p of "difference < low" and "difference > upp": the complements of the two
         # TOST components, computed from the t distribution to keep tail precision.
         p_below = float(stats.t.cdf(t_lo, df_lo))

@@ -9,6 +9,12 @@ Kinds (each a small builder in one lookup table, :data:`BUILDER_KINDS`):
 ``prune``     post-hoc global/layer-wise L1 unstructured pruning of its parent
 ``quantize``  post-hoc FP16/BF16/INT8/INT4 (simulated) of its parent
 ``eval``      the parent's logits and accuracy on the test split
+``channel_prune``   structured L1/L2 channel pruning of its parent to a retained
+              fraction (masks nested with the parent's), then fine-tuning
+              with the masks held fixed (GC thesis: iterative pruning)
+``rewind_distill``  the pruned architecture of parent 0 with its unmasked weights
+              reset to the teacher's (parent 1) *initial* weights, trained
+              with KD from the teacher, masks held fixed (GC thesis)
 
 Model payloads hold a CPU ``state_dict`` plus what is needed to rebuild the
 module (architecture, classes, input shape, overrides) and metrics.
@@ -26,7 +32,9 @@ from .data import InMemoryDataset, load_dataset
 from .distill import KDConfig
 from .models import create_model
 from .pruning import l1_unstructured
+from .masks import apply_masks
 from .quantize import attach_activation_quant, quantize
+from .structured import channel_masks, retained_fraction, rewind_to_init
 from .runtime import resolve_device
 from .store import Spec
 from .training import TrainConfig, accuracy, predict, train
@@ -39,12 +47,14 @@ __all__ = [
     "prune_spec",
     "quantize_spec",
     "eval_spec",
+    "channel_prune_spec",
+    "rewind_distill_spec",
     "model_from_payload",
     "label",
     "BUILDER_KINDS",
 ]
 
-BUILDER_KINDS = ("train", "distill", "prune", "quantize", "eval")
+BUILDER_KINDS = ("train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill")
 
 
 def _pairs(d: Mapping | tuple) -> tuple:
@@ -108,16 +118,34 @@ def eval_spec(parent: Spec) -> Spec:
     return Spec.make("eval", parents=(parent,), split="test")
 
 
+def channel_prune_spec(
+    parent: Spec, retained_fraction: float, *, finetune: TrainConfig, seed: int, norm: str = "l1", scope: str = "global"
+) -> Spec:
+    """Structured pruning of ``parent`` to ``retained_fraction`` of the dense parameters, then fine-tuning."""
+    return Spec.make("channel_prune", parents=(parent,), retained_fraction=float(retained_fraction), norm=norm,
+                     scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
+
+
+def rewind_distill_spec(pruned: Spec, teacher: Spec, *, seed: int, temperature: float, alpha: float, train: TrainConfig) -> Spec:
+    """The pruned architecture rewound to the teacher's initial weights and distilled from the teacher."""
+    return Spec.make("rewind_distill", parents=(pruned, teacher), seed=seed, temperature=float(temperature),
+                     alpha=float(alpha), train=_pairs(train.as_dict()))
+
+
 def _root_model_spec(spec: Spec) -> Spec:
     """The train/distill spec a derived spec descends from (it fixes arch and data)."""
     while spec.kind not in ("train", "distill"):
-        spec = spec.parents[0]
+        spec = spec.parents[-1] if spec.kind == "rewind_distill" else spec.parents[0]
     return spec
 
 
 def label(spec: Spec) -> str:
     """Short human name of a model spec for progress lines: ``distill resnet18/digits init 0 seed 24 α=0.5``."""
     p = dict(spec.params)
+    if spec.kind == "channel_prune":
+        return f"prune to {p['retained_fraction']:.0%} ({p['norm']}) of {label(spec.parents[0])}"
+    if spec.kind == "rewind_distill":
+        return f"rewind+distill at {spec.parents[0].param('retained_fraction'):.0%} from {label(spec.parents[1])}"
     if spec.kind in ("train", "distill"):
         text = f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
         return text + (f" α={p['alpha']} T={p['temperature']}" if spec.kind == "distill" else "")
@@ -211,4 +239,39 @@ def make_builders(ws: Workspace) -> dict:
             "seconds": time.perf_counter() - t0,
         }
 
-    return {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize, "eval": build_eval}
+    def build_channel_prune(spec: Spec, parents: list, ctx) -> dict:
+        data = ws.dataset(spec)
+        p = dict(spec.params)
+        model = model_from_payload(parents[0], data.device)
+        within = dict(parents[0]["masks"]) if parents[0].get("masks") else None
+        masks = channel_masks(model, p["retained_fraction"], norm=p["norm"], scope=p["scope"],
+                              example_inputs=data.x_train[:2], within=within)
+        apply_masks(model, masks)
+        cfg = TrainConfig(**dict(p["finetune"]))
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, describe=label(spec))
+        acc = accuracy(predict(model, data.x_test), data.y_test)
+        return _payload(model, parents[0], masks={k: v.cpu() for k, v in masks.items()},
+                        metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
+                                 "train_seconds": res.seconds, "losses": res.losses})
+
+    def build_rewind_distill(spec: Spec, parents: list, ctx) -> dict:
+        data = ws.dataset(spec)
+        p = dict(spec.params)
+        pruned, teacher_payload = parents
+        masks = {k: v.to(data.device) for k, v in pruned["masks"].items()}
+        init_seed = _root_model_spec(spec.parents[1]).param("init_seed")
+        torch.manual_seed(init_seed)  # the teacher's initial weights, exactly as its train spec made them
+        init = create_model(pruned["arch"], pruned["num_classes"], tuple(pruned["in_shape"]), **dict(pruned["overrides"]))
+        model = model_from_payload(pruned, data.device)
+        rewind_to_init(model, masks, {k: v.to(data.device) for k, v in init.state_dict().items()})
+        teacher = model_from_payload(teacher_payload, data.device)
+        cfg = TrainConfig(**dict(p["train"]))
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, teacher=teacher,
+                    kd=KDConfig(temperature=p["temperature"], alpha=p["alpha"]), describe=label(spec))
+        acc = accuracy(predict(model, data.x_test), data.y_test)
+        return _payload(model, pruned, masks=dict(pruned["masks"]),
+                        metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
+                                 "train_seconds": res.seconds, "losses": res.losses})
+
+    return {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize,
+            "eval": build_eval, "channel_prune": build_channel_prune, "rewind_distill": build_rewind_distill}

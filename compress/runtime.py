@@ -49,8 +49,13 @@ def resolve_device(device: str = "auto") -> torch.device:
 def cap_threads() -> int:
     """Give each xdist worker an equal share of the cores so workers don't oversubscribe.
 
-    Returns the number of intra-op threads set.
+    An explicit ``OMP_NUM_THREADS`` wins (the user or a scheduler already
+    decided). Returns the number of intra-op threads in force.
     """
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = max(1, int(os.environ["OMP_NUM_THREADS"]))
+        torch.set_num_threads(threads)
+        return threads
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // n_workers())
     torch.set_num_threads(threads)

@@ -273,5 +273,29 @@ def make_builders(ws: Workspace) -> dict:
                         metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
                                  "train_seconds": res.seconds, "losses": res.losses})
 
-    return {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize,
-            "eval": build_eval, "channel_prune": build_channel_prune, "rewind_distill": build_rewind_distill}
+    builders = {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize,
+                "eval": build_eval, "channel_prune": build_channel_prune, "rewind_distill": build_rewind_distill}
+    return {kind: _single_threaded_on_cpu(fn, ws) for kind, fn in builders.items()}
+
+
+def _single_threaded_on_cpu(builder, ws: Workspace):
+    """Run a CPU build with one intra-op thread.
+
+    The thread count changes float reduction order (a ResNet's weights differ by
+    ~1e-2 after two epochs with 1 vs 2 threads), and the store's key does not —
+    and should not — include it. One thread makes an artifact's content the same
+    whether it was built under ``-n 1`` or ``-n 4``; parallelism on CPU comes from
+    xdist workers instead (``pytest claims -n auto``).
+    """
+
+    def build(spec, parents, ctx):
+        if ws.torch_device.type != "cpu":
+            return builder(spec, parents, ctx)
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return builder(spec, parents, ctx)
+        finally:
+            torch.set_num_threads(before)
+
+    return build

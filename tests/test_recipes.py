@@ -160,3 +160,19 @@ def test_second_get_loads_without_building(store_root, store):
     assert fresh.stats["built"] == 0 and fresh.stats["loaded"] == len(specs)
     for a, b in zip(first, again):
         assert torch.equal(a["logits"], b["logits"])
+
+
+def test_cpu_builds_do_not_depend_on_the_thread_count(tmp_path):
+    """An artifact's content must not depend on how many xdist workers (threads each) built it."""
+    from compress.recipes import Workspace, make_builders, train_spec
+    from compress.store import ArtifactStore
+    from compress.training import TrainConfig
+
+    spec = train_spec("resnet18", "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1, lr=0.02),
+                      overrides={"width": 0.125}, data_options={"shape": (1, 8, 8), "n_train": 128, "n_test": 32})
+    states = []
+    for threads, root in ((1, tmp_path / "a"), (2, tmp_path / "b")):
+        torch.set_num_threads(threads)
+        states.append(ArtifactStore(root, make_builders(Workspace(device="cpu"))).get(spec)["state_dict"])
+    torch.set_num_threads(1)
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

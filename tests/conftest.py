@@ -1,0 +1,16 @@
+"""Hypothesis settings profiles for the project's own tests.
+
+``default``: deterministic (derandomized) and without deadlines, so CI runs are
+reproducible and a loaded 2-core machine does not flake. ``thorough``: many
+more examples, random; opt in with ``HYPOTHESIS_PROFILE=thorough pytest``.
+Tests that set ``max_examples`` themselves keep their own (small) budget under
+``default``; ``thorough`` multiplies nothing, it overrides the default only.
+"""
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                          print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None, derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

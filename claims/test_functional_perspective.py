@@ -51,7 +51,9 @@ def _paper(w, exp_id: str, *keys):
 
 
 def _row(exp_id: str, column: str, ours: float, paper) -> dict:
-    return {"table": TABLE, "row": exp_id, "column": column, "ours": round(float(ours), 3), "paper": paper}
+    return {"table": TABLE, "row": exp_id, "column": column, "ours": round(float(ours), 3), "paper": paper,
+            "note": "Ours: the base model B (first independent seed); KD columns average the student seeds. "
+                    "The paper's values exist only for its own dataset/architecture pairs."}
 
 
 def _exps(profile):

@@ -56,7 +56,7 @@ class Progress:
     def __init__(self, what: str, total: int, *, every_s: float = 10.0, unit: str = "epoch"):
         self.what, self.total, self.every_s, self.unit = what, total, every_s, unit
         self.start = time.perf_counter()
-        self._last = -float("inf")
+        self._last = self.start
 
     def update(self, done: int, **metrics: float) -> None:
         now = time.perf_counter()

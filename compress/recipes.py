@@ -51,8 +51,14 @@ __all__ = [
     "rewind_distill_spec",
     "model_from_payload",
     "label",
+    "RECIPE_VERSION",
+    "single_threaded_on_cpu",
     "BUILDER_KINDS",
 ]
+
+# Part of every spec this module makes: bump it when a builder's output changes for the same
+# parameters (a bug fix, a new training detail), so stores built by older code are not reused.
+RECIPE_VERSION = 1
 
 BUILDER_KINDS = ("train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill")
 
@@ -76,6 +82,7 @@ def train_spec(
     """A model trained from scratch: weights from ``init_seed``, data order from ``seed``."""
     return Spec.make(
         "train",
+        recipe=RECIPE_VERSION,
         arch=arch,
         dataset=dataset,
         data_seed=data_seed,
@@ -92,6 +99,7 @@ def distill_spec(teacher: Spec, *, seed: int, temperature: float, alpha: float, 
     p = dict(teacher.params)
     return Spec.make(
         "distill",
+        recipe=RECIPE_VERSION,
         parents=(teacher,),
         arch=p["arch"],
         dataset=p["dataset"],
@@ -107,28 +115,28 @@ def distill_spec(teacher: Spec, *, seed: int, temperature: float, alpha: float, 
 
 
 def prune_spec(parent: Spec, ratio: float, *, scope: str = "global") -> Spec:
-    return Spec.make("prune", parents=(parent,), method="l1_unstructured", ratio=float(ratio), scope=scope)
+    return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured", ratio=float(ratio), scope=scope)
 
 
 def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512) -> Spec:
-    return Spec.make("quantize", parents=(parent,), scheme=scheme, calib_n=calib_n)
+    return Spec.make("quantize", parents=(parent,), recipe=RECIPE_VERSION, scheme=scheme, calib_n=calib_n)
 
 
 def eval_spec(parent: Spec) -> Spec:
-    return Spec.make("eval", parents=(parent,), split="test")
+    return Spec.make("eval", parents=(parent,), recipe=RECIPE_VERSION, split="test")
 
 
 def channel_prune_spec(
     parent: Spec, retained_fraction: float, *, finetune: TrainConfig, seed: int, norm: str = "l1", scope: str = "global"
 ) -> Spec:
     """Structured pruning of ``parent`` to ``retained_fraction`` of the dense parameters, then fine-tuning."""
-    return Spec.make("channel_prune", parents=(parent,), retained_fraction=float(retained_fraction), norm=norm,
+    return Spec.make("channel_prune", parents=(parent,), recipe=RECIPE_VERSION, retained_fraction=float(retained_fraction), norm=norm,
                      scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
 
 
 def rewind_distill_spec(pruned: Spec, teacher: Spec, *, seed: int, temperature: float, alpha: float, train: TrainConfig) -> Spec:
     """The pruned architecture rewound to the teacher's initial weights and distilled from the teacher."""
-    return Spec.make("rewind_distill", parents=(pruned, teacher), seed=seed, temperature=float(temperature),
+    return Spec.make("rewind_distill", parents=(pruned, teacher), recipe=RECIPE_VERSION, seed=seed, temperature=float(temperature),
                      alpha=float(alpha), train=_pairs(train.as_dict()))
 
 
@@ -140,12 +148,17 @@ def _root_model_spec(spec: Spec) -> Spec:
 
 
 def label(spec: Spec) -> str:
-    """Short human name of a model spec for progress lines: ``distill resnet18/digits init 0 seed 24 α=0.5``."""
-    p = dict(spec.params)
+    """Short human name of a spec for progress lines, e.g. ``distill resnet18/digits init 0 seed 24 α=0.5 T=3.0``
+    or ``prune 90%→70%→50% (l1) of rewind-distill 90% of train resnet18/digits init 0 seed 0``."""
+    p = {k: v for k, v in spec.params if k != "recipe"}
     if spec.kind == "channel_prune":
-        return f"prune to {p['retained_fraction']:.0%} ({p['norm']}) of {label(spec.parents[0])}"
+        levels, node = [], spec
+        while node.kind == "channel_prune":
+            levels.append(f"{node.param('retained_fraction'):.0%}")
+            node = node.parents[0]
+        return f"prune {'→'.join(reversed(levels))} ({p['norm']}) of {label(node)}"
     if spec.kind == "rewind_distill":
-        return f"rewind+distill at {spec.parents[0].param('retained_fraction'):.0%} from {label(spec.parents[1])}"
+        return f"rewind-distill {spec.parents[0].param('retained_fraction'):.0%} of {label(spec.parents[1])}"
     if spec.kind in ("train", "distill"):
         text = f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
         return text + (f" α={p['alpha']} T={p['temperature']}" if spec.kind == "distill" else "")
@@ -275,10 +288,10 @@ def make_builders(ws: Workspace) -> dict:
 
     builders = {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize,
                 "eval": build_eval, "channel_prune": build_channel_prune, "rewind_distill": build_rewind_distill}
-    return {kind: _single_threaded_on_cpu(fn, ws) for kind, fn in builders.items()}
+    return {kind: single_threaded_on_cpu(fn, ws) for kind, fn in builders.items()}
 
 
-def _single_threaded_on_cpu(builder, ws: Workspace):
+def single_threaded_on_cpu(builder, ws: Workspace):
     """Run a CPU build with one intra-op thread.
 
     The thread count changes float reduction order (a ResNet's weights differ by

@@ -85,7 +85,9 @@ def test_world_specs_follow_the_profile():
                 "GC-1": Claim("GC-1", "s", "gc_world", cases=lambda p: [{}])}
     keys = {s.key for s in WORLDS.specs_for(["MW-1", "GC-1"], p, registry)}
     assert {s.key for s in fam.eval_specs()} <= keys
-    assert len(keys) == len(fam.eval_specs()) + len(gc_families(p)[0].model_specs()) * len(gc_families(p))
+    n_gc_models = len(gc_families(p)[0].model_specs()) * len(gc_families(p))
+    n_cka = len(levels) * len(p.section("gc")["seeds"])  # one layer_cka artifact per (seed, level)
+    assert len(keys) == len(fam.eval_specs()) + n_gc_models + n_cka
     assert {s.key for s in WORLDS.specs_for(["MW-1"], p, registry)} == {s.key for s in fam.eval_specs()}
 
 

@@ -37,18 +37,21 @@ from compress.training import TrainConfig, train
 def dataloader_loop(model, x, y, cfg: TrainConfig, seed: int, device) -> None:
     """The usual notebook loop: DataLoader over CPU tensors, move each batch, sync every step."""
     g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, generator=g)
+    _loader_loop(model, DataLoader(TensorDataset(x, y), batch_size=cfg.batch_size, shuffle=True, generator=g), cfg, device)
+
+
+def _loader_loop(model, loader, cfg: TrainConfig, device) -> None:
+    """SGD over a DataLoader: move each batch to the device, sync on the loss every step."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     model.train()
     for _ in range(cfg.epochs):
-        total = 0.0
         for xb, yb in loader:
             xb, yb = xb.to(device), yb.to(device)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item()
+            loss.item()
 
 
 class _PILDataset(torch.utils.data.Dataset):
@@ -71,17 +74,8 @@ def torchvision_loop(model, images_hwc, labels, cfg: TrainConfig, seed: int, dev
 
     tf = T.Compose([T.RandomCrop(images_hwc.shape[1], padding=2), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
     g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(_PILDataset(images_hwc, labels, tf), batch_size=cfg.batch_size, shuffle=True, generator=g)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
-    model.train()
-    for _ in range(cfg.epochs):
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss.item()
+    _loader_loop(model, DataLoader(_PILDataset(images_hwc, labels, tf), batch_size=cfg.batch_size, shuffle=True, generator=g),
+                 cfg, device)
 
 
 def best_of(fn, repeats: int) -> float:

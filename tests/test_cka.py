@@ -423,3 +423,14 @@ def test_layerwise_cka_full_and_minibatch():
     with pytest.raises(InvalidParameterError, match="'debiased'"):
         layerwise_cka(net_a, net_b, x, names, batch_size=8, device="cpu")
     assert _all_hooks_empty(net_a) and _all_hooks_empty(net_b)
+
+
+def test_normalized_grams_give_the_same_cka_as_cka_matrix():
+    from analysis.cka import cka_matrix, normalized_grams
+
+    g = torch.Generator().manual_seed(0)
+    a = [torch.randn(40, 7, generator=g), torch.randn(40, 3, generator=g)]
+    b = [torch.randn(40, 5, generator=g), a[0] @ torch.randn(7, 7, generator=g)]
+    ga, gb = normalized_grams(a, device="cpu"), normalized_grams(b, device="cpu")
+    assert torch.allclose(ga @ gb.T, cka_matrix(a, b, device="cpu"), atol=1e-12)
+    assert torch.allclose(torch.linalg.vector_norm(ga, dim=1), torch.ones(2, dtype=ga.dtype))

@@ -449,3 +449,15 @@ def test_plots_reject_mismatched_input(tmp_path):
     with pytest.raises(InvalidParameterError, match="'paper'"):
         plots.plot_heatmap(np.eye(2), ["a", "b"], ["c", "d"], tmp_path / "x.png", "t", paper=np.eye(3))
     assert not (tmp_path / "x.png").exists()
+
+
+def test_hybrid_tree_figure_is_a_png_and_rejects_an_empty_distillation_path(tmp_path):
+    from analysis._validation import InvalidParameterError
+    from analysis.plots import plot_hybrid_tree
+
+    path = plot_hybrid_tree({0.9: 96.0, 0.5: 93.0, 0.1: 80.0}, {0.9: 97.0, 0.5: 95.0, 0.1: 90.0},
+                            {0.9: {0.5: 94.0, 0.1: 85.0}, 0.5: {0.1: 84.0}}, tmp_path / "tree.png", "tree")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    with pytest.raises(InvalidParameterError, match="'distilled'"):
+        plot_hybrid_tree({}, {}, {}, tmp_path / "x.png", "t")
+    assert not (tmp_path / "x.png").exists()

@@ -175,6 +175,17 @@ def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> 
     return model.to(device).eval()
 
 
+def _init_model(arch: str, num_classes: int, in_shape: tuple, overrides, init_seed: int) -> nn.Module:
+    """A freshly initialised model whose weights depend on ``init_seed`` alone.
+
+    Built on the CPU under a forked RNG, so the weights are the same on every
+    device and the caller's global RNG state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return create_model(arch, num_classes, in_shape, **dict(overrides))
+
+
 def _payload(model: nn.Module, like: Mapping, **extra) -> dict:
     out = {k: like[k] for k in ("arch", "num_classes", "in_shape", "overrides")}
     out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -210,8 +221,7 @@ def make_builders(ws: Workspace) -> dict:
     def build_train(spec: Spec, parents: list, ctx) -> dict:
         p = dict(spec.params)
         data = ws.dataset(spec)
-        torch.manual_seed(p["init_seed"])  # weights depend on init_seed alone (built on CPU)
-        model = create_model(p["arch"], data.num_classes, data.in_shape, **dict(p["overrides"]))
+        model = _init_model(p["arch"], data.num_classes, data.in_shape, p["overrides"], p["init_seed"])
         meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape), "overrides": dict(p["overrides"])}
         model = model.to(data.device)
         cfg = TrainConfig(**dict(p["train"]))
@@ -273,8 +283,8 @@ def make_builders(ws: Workspace) -> dict:
         pruned, teacher_payload = parents
         masks = {k: v.to(data.device) for k, v in pruned["masks"].items()}
         init_seed = _root_model_spec(spec.parents[1]).param("init_seed")
-        torch.manual_seed(init_seed)  # the teacher's initial weights, exactly as its train spec made them
-        init = create_model(pruned["arch"], pruned["num_classes"], tuple(pruned["in_shape"]), **dict(pruned["overrides"]))
+        # the teacher's initial weights, exactly as its train spec made them
+        init = _init_model(pruned["arch"], pruned["num_classes"], tuple(pruned["in_shape"]), pruned["overrides"], init_seed)
         model = model_from_payload(pruned, data.device)
         rewind_to_init(model, masks, {k: v.to(data.device) for k, v in init.state_dict().items()})
         teacher = model_from_payload(teacher_payload, data.device)

@@ -110,10 +110,10 @@ def test_nanmean_is_nan_only_where_a_slice_is_empty():
 
 def test_training_health_names_models_near_chance_only():
     from compress.store import Spec
-    from fixtures.mw import training_health
+    from fixtures.world import training_health
 
     ok = Spec.make("train", arch="lenet5", dataset="digits", init_seed=0, seed=0)
     bad = Spec.make("train", arch="lenet5", dataset="digits", init_seed=1, seed=1)
-    assert training_health({ok: 97.0}, {ok: 10}) == []
-    (note,) = training_health({ok: 97.0, bad: 11.0}, {ok: 10})
+    assert training_health({ok: 97.0}, 10) == []
+    (note,) = training_health({ok: 97.0, bad: 11.0}, 10)
     assert "1 model(s) near chance" in note and "init 1 seed 1" in note and "init 0" not in note

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import importlib
 
+from . import numerics as _numerics
+
+# Before anything imports torch through compress: pin the CPU kernel dispatch so that a
+# spec gives the same bytes on any x86-64 CPU (compress/numerics.py says why and how).
+_numerics.pin_cpu_dispatch()
+
 _EXPORTS = {
     "AUGMENTS": "training",
     "ArtifactStore": "store",
@@ -54,6 +60,9 @@ _EXPORTS = {
     "distill_spec": "recipes",
     "effective_parameter_count": "structured",
     "emit": "progress",
+    "environment": "numerics",
+    "cpu_build": "numerics",
+    "pin_cpu_dispatch": "numerics",
     "eval_spec": "recipes",
     "expected_paths": "data",
     "fake_quant_weight": "quantize",

@@ -31,6 +31,7 @@ from torch import nn
 from .data import InMemoryDataset, load_dataset
 from .distill import KDConfig
 from .models import create_model
+from .numerics import cpu_build
 from .pruning import l1_unstructured
 from .masks import apply_masks
 from .quantize import attach_activation_quant, quantize
@@ -302,23 +303,17 @@ def make_builders(ws: Workspace) -> dict:
 
 
 def single_threaded_on_cpu(builder, ws: Workspace):
-    """Run a CPU build with one intra-op thread.
+    """Run a CPU build inside :func:`compress.numerics.cpu_build` (one thread, pinned kernels).
 
-    The thread count changes float reduction order (a ResNet's weights differ by
-    ~1e-2 after two epochs with 1 vs 2 threads), and the store's key does not —
-    and should not — include it. One thread makes an artifact's content the same
-    whether it was built under ``-n 1`` or ``-n 4``; parallelism on CPU comes from
-    xdist workers instead (``pytest claims -n auto``).
+    The store's key does not (and should not) include the thread count or the
+    machine; pinning them makes an artifact's bytes the same whether it was
+    built under ``-n 1`` or ``-n 4``, here or on another x86-64 machine.
     """
 
     def build(spec, parents, ctx):
         if ws.torch_device.type != "cpu":
             return builder(spec, parents, ctx)
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with cpu_build():
             return builder(spec, parents, ctx)
-        finally:
-            torch.set_num_threads(before)
 
     return build

@@ -1,0 +1,164 @@
+"""Pinned CPU numerics: the same spec gives the same bytes on any x86-64 CPU.
+
+Three things change float results on a CPU besides the thread count, and all
+three are chosen by the libraries from the CPU they find unless told otherwise:
+
+* ATen's vectorised kernels (``ATEN_CPU_CAPABILITY``: default / avx2 / avx512);
+* MKL's GEMM code path (``MKL_CBWR``; without it MKL picks a path per CPU
+  vendor and instruction set, and on non-Intel CPUs an AVX2 request silently
+  falls back to automatic dispatch);
+* oneDNN's convolutions, whose JIT kernels block by instruction set *and*
+  cache size (``ONEDNN_MAX_CPU_ISA`` caps the first, nothing pins the second).
+
+Measured on this project (torch 2.14, LeNet-5 and an eighth-width ResNet-18, 3
+epochs, one thread): each of the three settings alone changes the weight hash,
+and ``ATEN_CPU_CAPABILITY`` = default / avx2 / avx512 gave three different
+models. The *portable* mode fixes all three to what every x86-64 CPU runs the
+same way — ATen ``default``, MKL ``COMPATIBLE`` and no oneDNN for CPU builds
+(convolutions go through im2col + MKL GEMM) — and the caller's own settings of
+these variables then change nothing (checked: avx512 / avx2 / default and MKL
+instruction overrides give identical bytes). It costs about 2× in CPU training
+time on the ``ci`` models. ``COMPRESSION_CLAIMS_NUMERICS=native`` turns the
+pinning off (faster, machine-dependent bytes); the mode is recorded with every
+artifact and report.
+
+The variables must be set before torch initialises its CPU dispatch, so
+:func:`pin_cpu_dispatch` runs when :mod:`compress` is imported (the root
+``conftest.py`` imports it first, so xdist workers inherit the settings and
+pin again themselves). If torch was imported earlier with another capability,
+the pin cannot take effect: :func:`pin_cpu_dispatch` warns once, and
+:func:`environment` records what is really in force.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import warnings
+
+__all__ = [
+    "MODES",
+    "MODE_VARIABLE",
+    "PORTABLE_SETTINGS",
+    "NumericsWarning",
+    "mode",
+    "pin_cpu_dispatch",
+    "cpu_build",
+    "environment",
+    "differences",
+]
+
+MODE_VARIABLE = "COMPRESSION_CLAIMS_NUMERICS"
+MODES = ("portable", "native")
+
+#: Environment settings of the portable mode (read by ATen and MKL at initialisation).
+PORTABLE_SETTINGS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+
+
+class NumericsWarning(UserWarning):
+    """The CPU numerics could not be pinned in this process; its artifacts may differ in bytes."""
+
+
+def mode() -> str:
+    """``"portable"`` (default) or ``"native"``, from :data:`MODE_VARIABLE`."""
+    value = os.environ.get(MODE_VARIABLE, "portable").strip().lower() or "portable"
+    if value not in MODES:
+        raise ValueError(
+            f"The {MODE_VARIABLE!r} environment variable must be one of {', '.join(map(repr, MODES))}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def pin_cpu_dispatch() -> bool:
+    """Set the portable settings before torch initialises; return whether they are in force.
+
+    Safe to call repeatedly. Overrides the caller's own values of the
+    variables in :data:`PORTABLE_SETTINGS` (a user's ``ATEN_CPU_CAPABILITY=avx512``
+    must not change an artifact's bytes). In ``native`` mode it does nothing.
+    """
+    if mode() == "native":
+        return False
+    os.environ.update(PORTABLE_SETTINGS)
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return True
+    in_force = torch.backends.cpu.get_cpu_capability()
+    if in_force.lower() != PORTABLE_SETTINGS["ATEN_CPU_CAPABILITY"]:
+        warnings.warn(
+            NumericsWarning(
+                f"torch was imported before compress could pin its CPU dispatch (capability {in_force}, "
+                f"wanted {PORTABLE_SETTINGS['ATEN_CPU_CAPABILITY']}): artifacts built in this process are "
+                "not byte-identical to other machines'. Import compress before torch, or set "
+                + " ".join(f"{k}={v}" for k, v in PORTABLE_SETTINGS.items())
+                + " in the environment."
+            ),
+            stacklevel=2,
+        )
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def cpu_build():
+    """One CPU build: one intra-op thread and, in portable mode, no oneDNN.
+
+    The thread count changes float reduction order (a ResNet's weights differ
+    by ~1e-2 after two epochs with 1 vs 2 threads); parallelism on CPU comes
+    from xdist workers instead. oneDNN's kernels depend on the CPU's cache
+    sizes, so portable builds run convolutions through ATen + MKL.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    flags = torch.backends.mkldnn.flags(enabled=False) if mode() == "portable" else contextlib.nullcontext()
+    try:
+        with flags:
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def environment(device: str = "cpu") -> dict:
+    """What decides an artifact's bytes: torch version, CPU capability, numerics mode, threads, device.
+
+    Recorded in every artifact's metadata, the report and the findings
+    baseline, so a run can say when it compares against another environment.
+    """
+    import torch
+
+    env = {
+        "torch": torch.__version__,
+        "numerics": mode(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl_cbwr": os.environ.get("MKL_CBWR"),
+        "machine": platform.machine(),
+        "device": str(device),
+    }
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        env["cuda"] = torch.version.cuda
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        env["threads"] = None
+    else:
+        env["threads"] = 1  # every CPU build runs single-threaded (cpu_build)
+    return env
+
+
+def differences(a: dict | None, b: dict | None) -> list[str]:
+    """``"key: a → b"`` for each setting on which two environments differ in a way that can change bytes.
+
+    Devices compare by type (``cuda:0`` and ``cuda:1`` build alike); an empty
+    list means the same environment, or that one side is unknown.
+    """
+    if not a or not b:
+        return []
+    out = []
+    for key in ("torch", "numerics", "cpu_capability", "mkl_cbwr", "machine", "device", "threads"):
+        va, vb = a.get(key), b.get(key)
+        if key == "device":
+            va, vb = str(va).split(":")[0], str(vb).split(":")[0]
+        if va != vb:
+            out.append(f"{key}: {va} → {vb}")
+    return out

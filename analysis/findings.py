@@ -1,28 +1,35 @@
-"""Findings baseline: the committed verdict of every claim instance, and regression against it.
+"""Findings baseline: the committed evidence of every claim instance, and robust regression against it.
 
-A claim run ends in one Evidence dict per claim instance (``claim_id``,
-``instance_id`` such as ``"MW-1[digits-lenet5,α=0.5,vs=independent]"``,
-``params``, ``verdict`` and the statistics behind it). A *findings baseline*
-(``claims/findings/<profile>.json``, committed) records the verdict each
-instance is expected to reach, with the evidence summary it was recorded from.
-A normal run compares its verdicts with the baseline; ``--update-findings``
-rewrites it. These are plain functions over dicts: the pytest glue calls them
-on the controller once all workers' results are in.
+A claim run ends in one Evidence dict per instance (:mod:`analysis.evidence`).
+The *findings baseline* (``claims/findings/<profile>.json``, committed)
+records, per instance, the verdict, its stability, and per part of its
+decision rule the estimate, its standard error and the per-unit values it
+came from. A run is compared with it (CLAIMS.md, Robustness):
 
-File format (JSON, ``indent=2``, sorted keys, UTF-8, trailing newline, so that
-a diff of two baselines reads line by line)::
+* a verdict that changes while **robust** (stability ≥ 0.8 in the baseline
+  and in this run) fails the run — ``changed``;
+* a verdict that changes while **fragile** on either side is reported and
+  does not fail — ``fragile-flip``;
+* the measured quantity itself moving significantly fails the run —
+  ``shifted``: per part, (current − baseline estimate) / their combined
+  standard error, a two-sided Welch t-test; Bonferroni over an instance's
+  parts, Holm over the instances, at α. This catches a broken experiment
+  whose verdict happens to stay put;
+* instances added or removed, and errors, are listed.
 
-    {"findings": {"<instance_id>": {"claim_id": "MW-1", "params": {...},
-                                     "summary": {"ci": [lo, hi], "effect": ..., "effect_name": ...,
-                                                 "n": ..., "p_adjusted": ..., "p_value": ...,
-                                                 "statistic": ..., "test": ...},
-                                     "verdict": "supported"}},
-     "format_version": 1, "profile": "ci", "profile_hash": "<hash>" | null,
-     "recorded": "2025-01-01T12:00:00+00:00"}
+:func:`item_outcome` maps one instance to what its pytest item does (pass,
+xfail, skip, fail). These are plain functions over dicts; the pytest glue
+calls them on the controller once every worker's results are in.
 
-Non-finite numbers (NaN, ±inf) in a summary are written as ``null``: strict
-JSON has no spelling for them and the summary is informational; verdicts alone
-are compared.
+File format (JSON, indent 2, sorted keys, trailing newline, so a diff reads
+line by line)::
+
+    {"format_version": 2, "profile": "ci", "profile_hash": "…", "recorded": "…",
+     "environment": {"torch": …, "numerics": …, "cpu_capability": …, …},
+     "findings": {"<instance_id>": {"claim_id", "params", "verdict", "asserted", "stability",
+                                    "summary": {test, p_value, p_adjusted, p_refute_adjusted, effect, ci, n,
+                                                power, mde},
+                                    "parts": {"<part>": {"estimate", "se", "df", "values": {...}}}}}}
 """
 from __future__ import annotations
 
@@ -36,29 +43,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from analysis._validation import check_choice, invalid
+import numpy as np
+from scipy import stats
+
+from ._validation import check_choice, invalid
+from .evidence import FRAGILE_BELOW, VERDICTS, jsonable
+from .family import holm
 
 __all__ = [
-    "EXPECTABLE_VERDICTS",
-    "FORMAT_VERSION",
-    "SUMMARY_KEYS",
-    "VERDICTS",
-    "Baseline",
-    "BaselineError",
-    "Change",
-    "Comparison",
-    "compare",
-    "expected_outcome",
-    "load_baseline",
-    "write_baseline",
+    "EXPECTABLE_VERDICTS", "FORMAT_VERSION", "SUMMARY_KEYS", "STATUSES", "Baseline", "BaselineError", "Change",
+    "Comparison", "Outcome", "compare", "load_baseline", "write_baseline", "item_outcome", "check_writable",
 ]
 
-FORMAT_VERSION = 1
-VERDICTS = ("supported", "refuted", "inconclusive", "error")
+FORMAT_VERSION = 2
 # "error" means the experiment did not run: it is never an expectation.
 EXPECTABLE_VERDICTS = ("supported", "refuted", "inconclusive")
-SUMMARY_KEYS = ("test", "statistic", "p_value", "p_adjusted", "effect", "effect_name", "ci", "n")
-_NOT_SUPPORTED = ("refuted", "inconclusive")
+SUMMARY_KEYS = ("test", "p_value", "p_adjusted", "p_refute_adjusted", "effect", "effect_name", "ci", "n", "power", "mde")
+STATUSES = ("unchanged", "changed", "fragile-flip", "shifted", "added", "removed", "error")
+_FAILING = ("changed", "shifted")
 
 
 class BaselineError(ValueError):
@@ -67,167 +69,250 @@ class BaselineError(ValueError):
 
 @dataclass(frozen=True)
 class Baseline:
-    """A loaded findings baseline.
-
-    Attributes
-    ----------
-    path : Path
-        The file it was read from.
-    profile : str
-        The profile it was recorded for.
-    profile_hash : str or None
-        The hash of that profile when it was recorded.
-    recorded : str
-        ISO 8601 time of the last change to its findings.
-    findings : dict
-        ``instance_id -> {"claim_id", "params", "verdict", "summary"}``.
-    """
+    """A loaded findings baseline (``findings``: instance_id → entry, see the module docstring)."""
 
     path: Path
     profile: str
     profile_hash: str | None
     recorded: str
     findings: dict[str, dict[str, Any]]
+    environment: dict = field(default_factory=dict)
 
     def expected(self, instance_id: str) -> str | None:
-        """Return the recorded verdict of ``instance_id``, or None when it has no entry."""
         entry = self.findings.get(instance_id)
         return None if entry is None else entry["verdict"]
 
 
 @dataclass(frozen=True)
 class Change:
-    """One claim instance whose verdict differs from the baseline, with its new evidence."""
+    """One instance's comparison with the baseline."""
 
     instance_id: str
     claim_id: str
-    old_verdict: str
-    new_verdict: str
-    p_value: float | None = None
+    status: str
+    old_verdict: str | None
+    new_verdict: str | None
+    stability: tuple[float | None, float | None] = (None, None)
+    shift_p: float | None = None
+    shift_p_adjusted: float | None = None
+    shifted_part: str | None = None
     p_adjusted: float | None = None
     effect: float | None = None
-    effect_name: str | None = None
-    ci: tuple[float, float] | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in _FAILING
 
     def describe(self) -> str:
-        """One line naming the instance, both verdicts and the new evidence.
-
-        ``MW-1[resnet,α=0.5]: refuted → supported (p_adj = 0.003, effect 0.12 [0.05, 0.19])``.
-        The adjusted p is shown (labelled ``p_adj``) when present, because
-        verdicts are decided on it; otherwise the raw ``p``.
-        """
-        parts = []
-        if self.p_adjusted is not None:
-            parts.append(f"p_adj = {_fmt(self.p_adjusted)}")
-        elif self.p_value is not None:
-            parts.append(f"p = {_fmt(self.p_value)}")
-        if self.effect is not None:
-            effect = f"effect {_fmt(self.effect)}"
-            if self.ci is not None:
-                effect += f" [{_fmt(self.ci[0])}, {_fmt(self.ci[1])}]"
-            parts.append(effect)
-        detail = f" ({', '.join(parts)})" if parts else ""
-        return f"{self.instance_id}: {self.old_verdict} → {self.new_verdict}{detail}"
+        """One line: ``MW-1[…]: supported → inconclusive (robust: stability 0.95 → 0.91; p_adj = 0.2)``."""
+        s = self.instance_id + ": "
+        if self.status in ("changed", "fragile-flip"):
+            old, new = (_fmt(x) for x in self.stability)
+            kind = "robust" if self.status == "changed" else "fragile, reported only"
+            s += f"{self.old_verdict} → {self.new_verdict} ({kind}: stability {old} → {new}"
+            s += f"; p_adj = {_fmt(self.p_adjusted)})" if self.p_adjusted is not None else ")"
+        elif self.status == "shifted":
+            s += (f"{self.new_verdict}, but {self.shifted_part!r} moved from the baseline "
+                  f"(shift p = {_fmt(self.shift_p)}, Holm-adjusted {_fmt(self.shift_p_adjusted)})")
+        else:
+            s += f"{self.status} ({self.old_verdict or '—'} → {self.new_verdict or '—'})"
+        return s
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A run's verdicts against a baseline.
+    """A run against a baseline: one :class:`Change` per instance, and counts."""
 
-    Attributes
-    ----------
-    changed : list of Change
-        Instances in both whose verdict differs (either direction), by instance id.
-    added : list of str
-        Instances with a finding this run and no baseline entry.
-    removed : list of str
-        Baseline entries absent from the results, among the claims that ran.
-    errors : list of str
-        Instances whose verdict is ``"error"``: the experiment did not run, so
-        they are neither findings nor changes (pytest reports them as errors).
-    unchanged : int
-        Instances in both with the same verdict.
-    known_not_supported : int
-        Of those, the ones whose (expected) verdict is refuted or inconclusive.
-    counts : dict
-        Number of results per verdict, every verdict in :data:`VERDICTS` present.
-    """
-
-    changed: list[Change] = field(default_factory=list)
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    known_not_supported: int = 0
+    changes: list[Change] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(VERDICTS, 0))
+    known_not_supported: int = 0
+    environment_differences: list[str] = field(default_factory=list)
+
+    def of(self, status: str) -> list[Change]:
+        return [c for c in self.changes if c.status == status]
+
+    @property
+    def failed(self) -> list[Change]:
+        return [c for c in self.changes if c.failed]
 
     @property
     def ok(self) -> bool:
-        """True when no verdict changed (added, removed and errored instances do not count)."""
-        return not self.changed
+        return not self.failed
 
     def summary_line(self) -> str:
-        """``"12 supported, 5 known not supported, 0 changed, 1 added, 0 removed"`` (+ errors if any)."""
-        line = (
-            f"{self.counts['supported']} supported, "
-            f"{self.known_not_supported} known not supported, "
-            f"{len(self.changed)} changed, {len(self.added)} added, {len(self.removed)} removed"
-        )
-        if self.errors:
-            line += f", {len(self.errors)} error{'s' if len(self.errors) != 1 else ''}"
+        """``"31 supported, 20 known not supported, 0 changed, 0 shifted, 1 fragile flip, 0 added, 0 removed"``."""
+        line = (f"{self.counts['supported']} supported, {self.known_not_supported} known not supported, "
+                f"{len(self.of('changed'))} changed, {len(self.of('shifted'))} shifted, "
+                f"{len(self.of('fragile-flip'))} fragile flip{'s' if len(self.of('fragile-flip')) != 1 else ''}, "
+                f"{len(self.of('added'))} added, {len(self.of('removed'))} removed")
+        if self.of("error"):
+            line += f", {len(self.of('error'))} error{'s' if len(self.of('error')) != 1 else ''}"
         return line
 
     def lines(self) -> list[str]:
-        """The summary line, then one line per change, addition, removal and error."""
         out = [self.summary_line()]
-        out += [f"changed  {c.describe()}" for c in self.changed]
-        out += [f"added    {i}" for i in self.added]
-        out += [f"removed  {i}" for i in self.removed]
-        out += [f"error    {i}" for i in self.errors]
+        if self.environment_differences:
+            out.append("baseline recorded under another environment: " + "; ".join(self.environment_differences))
+        order = {s: i for i, s in enumerate(("changed", "shifted", "fragile-flip", "added", "removed", "error"))}
+        for c in sorted((c for c in self.changes if c.status != "unchanged"), key=lambda c: (order[c.status], c.instance_id)):
+            out.append(f"{c.status:12s} {c.describe()}")
         return out
 
+    def as_report(self) -> dict:
+        """The ``regression`` block of the report."""
+        return {
+            "summary": self.summary_line(),
+            "environment_differences": list(self.environment_differences),
+            "instances": {c.instance_id: {"baseline_verdict": c.old_verdict, "status": c.status, "failed": c.failed,
+                                          "shift_p": c.shift_p, "shift_p_adjusted": c.shift_p_adjusted,
+                                          "line": c.describe()} for c in self.changes},
+            "removed": [c.instance_id for c in self.of("removed")],
+        }
 
-def expected_outcome(baseline: Baseline | None, instance_id: str) -> str:
-    """Return the verdict a run expects for ``instance_id``.
 
-    The baseline's verdict when it has one; otherwise ``"supported"``, since
-    passing a claim test means the claim is supported.
+@dataclass(frozen=True)
+class Outcome:
+    """What one claim item does: ``kind`` in pass / xfail / skip / fail, and the message."""
+
+    kind: str
+    message: str
+
+
+def _robust(entry_stability, stability) -> bool:
+    return all(s is None or s >= FRAGILE_BELOW for s in (entry_stability, stability))
+
+
+def item_outcome(record: Mapping, entry: Mapping | None, *, update: bool = False, brief: str = "") -> Outcome:
+    """Map an instance's evidence and its baseline entry to the item's outcome (see the module docstring).
+
+    * error → fail; not asserted → skip (with the reason);
+    * ``update`` (recording a new baseline) → pass if supported, else xfail;
+    * no baseline entry → expected supported: pass, else fail;
+    * same verdict → pass if supported, else xfail ("known not supported");
+    * changed → fail when robust, xfail ("fragile flip, reported") when fragile.
+
+    Effect shifts are decided over all instances at the end of the run (Holm), not here.
     """
-    expected = None if baseline is None else baseline.expected(instance_id)
-    return "supported" if expected is None else expected
+    iid, verdict = record["instance_id"], record["verdict"]
+    detail = f" ({brief})" if brief else ""
+    if verdict == "error":
+        notes = "; ".join(record.get("notes") or [])
+        return Outcome("fail", f"{iid}: the experiment could not run: {notes}\n{(record.get('details') or {}).get('traceback', '')}")
+    if not record.get("asserted", True):
+        return Outcome("skip", f"{iid}: reported, not asserted: {record.get('not_asserted_reason', '')}{detail}")
+    if update:
+        return Outcome("pass", "") if verdict == "supported" else Outcome("xfail", f"{iid}: recorded {verdict}{detail}")
+    expected = "supported" if entry is None else entry["verdict"]
+    if verdict == expected:
+        return Outcome("pass", "") if verdict == "supported" else Outcome("xfail", f"{iid}: known {verdict}{detail}")
+    if entry is not None and not _robust(entry.get("stability"), record.get("stability")):
+        return Outcome("xfail", f"{iid}: fragile flip {expected} → {verdict}, reported, not failed "
+                                f"(stability {_fmt(entry.get('stability'))} → {_fmt(record.get('stability'))}){detail}")
+    why = "no baseline entry, so supported was expected" if entry is None else "robust verdict changed"
+    return Outcome("fail", f"{iid}: {expected} → {verdict} ({why}){detail}")
 
 
-def load_baseline(
-    path: str | os.PathLike[str], *, profile: str, known_claim_ids: Collection[str]
-) -> Baseline | None:
-    """Read and check a findings baseline.
+# --------------------------------------------------------------------------- comparison
 
-    Parameters
-    ----------
-    path : str or PathLike
-        The baseline file, e.g. ``claims/findings/ci.json``.
-    profile : str
-        The profile of this run; the file must have been recorded for it.
-    known_claim_ids : collection of str
-        Every claim id the suite defines; an entry naming another id is an error
-        (a renamed or deleted claim must not be silently ignored).
 
-    Returns
-    -------
-    Baseline or None
-        None when the file does not exist (no expectations yet).
+def _part_estimates(record: Mapping) -> dict[str, dict]:
+    """Per part of a record: estimate, se, df (from the Evidence ``parts``)."""
+    return {p["name"]: {"estimate": p.get("estimate"), "se": p.get("se"), "df": p.get("df")}
+            for p in record.get("parts") or []}
+
+
+def _shift_p(old: Mapping, new: Mapping) -> float | None:
+    """Two-sided p that one part's estimate moved: Welch t on (new − old) / √(se_old² + se_new²)."""
+    try:
+        eo, en = float(old["estimate"]), float(new["estimate"])
+        so, sn = float(old["se"]), float(new["se"])
+        do, dn = float(old["df"]), float(new["df"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(math.isfinite(x) for x in (eo, en, so, sn, do, dn)):
+        return None
+    var = so**2 + sn**2
+    if var == 0:
+        return 1.0 if eo == en else 0.0  # zero-variance parts (e.g. every unit's τ = 1): any move is real
+    # Welch–Satterthwaite df of the combined standard error (both sides have df ≥ 1 when se is finite).
+    df = var**2 / (so**4 / max(do, 1.0) + sn**4 / max(dn, 1.0))
+    return float(2 * stats.t.sf(abs(en - eo) / math.sqrt(var), max(df, 1.0)))
+
+
+def compare(baseline: Baseline | None, results: Sequence[Mapping[str, Any]], *, alpha: float = 0.05,
+            ran_claim_ids: Collection[str] | None = None, environment: Mapping | None = None,
+            differences=None) -> Comparison:
+    """Compare a run's Evidence dicts with a baseline (None: every instance is added)."""
+    by_id = _index_results(results, "compare")
+    expected = {} if baseline is None else baseline.findings
+    ran = None if ran_claim_ids is None else set(ran_claim_ids)
+    counts = dict.fromkeys(VERDICTS, 0)
+    changes: list[Change] = []
+    shift: dict[str, tuple[float, str]] = {}
+    known_not_supported = 0
+    for iid, r in sorted(by_id.items()):
+        verdict = r["verdict"]
+        counts[verdict] += 1
+        entry = expected.get(iid)
+        if verdict == "error":
+            changes.append(Change(iid, r["claim_id"], "error", entry and entry["verdict"], verdict))
+            continue
+        if entry is None:
+            changes.append(Change(iid, r["claim_id"], "added", None, verdict, (None, r.get("stability"))))
+            continue
+        stab = (entry.get("stability"), r.get("stability"))
+        if entry["verdict"] != verdict and r.get("asserted", True):
+            status = "changed" if _robust(*stab) else "fragile-flip"
+            changes.append(Change(iid, r["claim_id"], status, entry["verdict"], verdict, stab,
+                                  p_adjusted=r.get("p_adjusted"), effect=r.get("effect")))
+            continue
+        known_not_supported += verdict != "supported" and r.get("asserted", True)
+        old_parts, new_parts = entry.get("parts") or {}, _part_estimates(r)
+        ps = {name: _shift_p(old_parts[name], new_parts[name]) for name in old_parts if name in new_parts}
+        ps = {k: v for k, v in ps.items() if v is not None}
+        if ps and r.get("asserted", True):
+            worst = min(ps, key=ps.get)
+            shift[iid] = (min(1.0, len(ps) * ps[worst]), worst)
+        changes.append(Change(iid, r["claim_id"], "unchanged", entry["verdict"], verdict, stab))
+    # Holm over the instances' shift p-values: a significant move fails the run even when the verdict holds.
+    ids = list(shift)
+    if ids:
+        adjusted = holm(np.array([shift[i][0] for i in ids]))
+        adj = dict(zip(ids, adjusted))
+        for k, c in enumerate(changes):
+            if c.instance_id in adj:
+                p, part = shift[c.instance_id]
+                status = "shifted" if adj[c.instance_id] < alpha else c.status
+                changes[k] = Change(c.instance_id, c.claim_id, status, c.old_verdict, c.new_verdict, c.stability,
+                                    shift_p=p, shift_p_adjusted=float(adj[c.instance_id]), shifted_part=part)
+    for iid, entry in sorted(expected.items()):
+        if iid not in by_id and (ran is None or entry["claim_id"] in ran):
+            changes.append(Change(iid, entry["claim_id"], "removed", entry["verdict"], None))
+    return Comparison(changes=changes, counts=counts, known_not_supported=known_not_supported,
+                      environment_differences=list(differences or []))
+
+
+# --------------------------------------------------------------------------- files
+
+
+def load_baseline(path: str | os.PathLike[str], *, profile: str, known_claim_ids: Collection[str],
+                  must_exist: bool = False) -> Baseline | None:
+    """Read and check a findings baseline; None when it does not exist (unless ``must_exist``).
 
     Raises
     ------
     BaselineError
-        When the file cannot be read, does not parse, has another
-        ``format_version``, was recorded for another profile, names an unknown
-        claim id, or has an entry without a valid verdict.
+        When the file cannot be read, does not parse, has another ``format_version``, was recorded for
+        another profile, names an unknown claim id, or has an entry without a valid verdict; or when
+        ``must_exist`` and it is missing.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if must_exist:
+            raise BaselineError(f"Findings baseline {path} does not exist (check --findings; only the default "
+                                f"claims/findings/<profile>.json may be absent).") from None
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BaselineError(f"Findings baseline {path} cannot be read: {exc}.") from exc
@@ -245,202 +330,112 @@ def load_baseline(
         raise fail(f"must hold a JSON object; it holds a {type(doc).__name__}")
     version = doc.get("format_version")
     if version != FORMAT_VERSION or isinstance(version, bool):
-        raise fail(f"has format_version {version!r}; this version of the suite reads {FORMAT_VERSION}")
+        raise fail(f"has format_version {version!r}; this version of the suite reads {FORMAT_VERSION} "
+                   "(re-record it with --update-findings)")
     if doc.get("profile") != profile:
-        raise fail(
-            f"was recorded for profile {doc.get('profile')!r}, not for {profile!r}, the profile of "
-            f"this run (use claims/findings/{profile}.json or --update-findings)"
-        )
+        raise fail(f"was recorded for profile {doc.get('profile')!r}, not for {profile!r}, the profile of "
+                   f"this run (use claims/findings/{profile}.json or --update-findings)")
     profile_hash = doc.get("profile_hash")
     if profile_hash is not None and not isinstance(profile_hash, str):
         raise fail(f"has profile_hash {profile_hash!r}; expected a string or null")
     recorded = doc.get("recorded")
     if not isinstance(recorded, str):
         raise fail(f"has recorded {recorded!r}; expected an ISO 8601 time string")
+    environment = doc.get("environment", {})
+    if not isinstance(environment, dict):
+        raise fail("has an 'environment' that is not an object")
     findings = doc.get("findings")
     if not isinstance(findings, dict):
         raise fail("has no 'findings' object")
     known = set(known_claim_ids)
-    for instance_id, entry in findings.items():
+    for iid, entry in findings.items():
         if not isinstance(entry, dict):
-            raise fail(f"has entry {instance_id!r} that is not an object")
-        claim_id = entry.get("claim_id")
-        if claim_id not in known:
-            raise fail(
-                f"names unknown claim id {claim_id!r} (entry {instance_id!r}); "
-                f"known claim ids: {', '.join(sorted(known)) or 'none'}"
-            )
-        verdict = entry.get("verdict")
-        if verdict not in EXPECTABLE_VERDICTS:
-            raise fail(
-                f"has entry {instance_id!r} without a valid verdict: got {verdict!r}, "
-                f"expected one of {', '.join(EXPECTABLE_VERDICTS)}"
-            )
-        for key in ("params", "summary"):
+            raise fail(f"has entry {iid!r} that is not an object")
+        if entry.get("claim_id") not in known:
+            raise fail(f"names unknown claim id {entry.get('claim_id')!r} (entry {iid!r}); known claim ids: "
+                       f"{', '.join(sorted(known)) or 'none'}")
+        if entry.get("verdict") not in EXPECTABLE_VERDICTS:
+            raise fail(f"has entry {iid!r} without a valid verdict: got {entry.get('verdict')!r}, expected one of "
+                       f"{', '.join(EXPECTABLE_VERDICTS)}")
+        for key in ("params", "summary", "parts"):
             if not isinstance(entry.get(key, {}), dict):
-                raise fail(f"has entry {instance_id!r} whose {key!r} is not an object")
-    return Baseline(
-        path=path, profile=profile, profile_hash=profile_hash, recorded=recorded, findings=findings
-    )
+                raise fail(f"has entry {iid!r} whose {key!r} is not an object")
+    return Baseline(path=path, profile=profile, profile_hash=profile_hash, recorded=recorded, findings=findings,
+                    environment=environment)
 
 
-def compare(
-    baseline: Baseline | None,
-    results: Sequence[Mapping[str, Any]],
-    *,
-    ran_claim_ids: Collection[str] | None = None,
-) -> Comparison:
-    """Compare a run's Evidence dicts with a baseline.
-
-    Parameters
-    ----------
-    baseline : Baseline or None
-        The expectations; None means there are none (every finding is added).
-    results : sequence of dict
-        Evidence dicts from all workers, one per claim instance.
-    ran_claim_ids : collection of str, optional
-        The claim ids this run selected. A baseline entry missing from the
-        results is reported as removed only if its claim id is here, so a
-        ``-k`` selection does not report every other claim as removed. None
-        (the default) means every claim ran: a claim that silently vanished
-        from a full run (say its module stopped being collected) is then
-        reported as removed rather than forgotten.
-
-    Returns
-    -------
-    Comparison
-    """
-    by_id = _index_results(results, "compare")
-    expected = {} if baseline is None else baseline.findings
-    ran = None if ran_claim_ids is None else set(ran_claim_ids)
-    changed, added, errors = [], [], []
-    counts = dict.fromkeys(VERDICTS, 0)
-    unchanged = known_not_supported = 0
-    for instance_id, result in sorted(by_id.items()):
-        verdict = result["verdict"]
-        counts[verdict] += 1
-        if verdict == "error":
-            errors.append(instance_id)
-        elif instance_id not in expected:
-            added.append(instance_id)
-        elif expected[instance_id]["verdict"] != verdict:
-            changed.append(_change(instance_id, expected[instance_id]["verdict"], result))
-        else:
-            unchanged += 1
-            known_not_supported += verdict in _NOT_SUPPORTED
-    removed = sorted(
-        instance_id
-        for instance_id, entry in expected.items()
-        if instance_id not in by_id and (ran is None or entry["claim_id"] in ran)
-    )
-    return Comparison(
-        changed=changed,
-        added=added,
-        removed=removed,
-        errors=errors,
-        unchanged=unchanged,
-        known_not_supported=known_not_supported,
-        counts=counts,
-    )
+def _entry(record: Mapping) -> dict:
+    parts = {p["name"]: {"estimate": p.get("estimate"), "se": p.get("se"), "df": p.get("df"),
+                         "values": p.get("values")} for p in record.get("parts") or []}
+    return jsonable({
+        "claim_id": record["claim_id"],
+        "params": record.get("params") or {},
+        "verdict": record["verdict"],
+        "asserted": bool(record.get("asserted", True)),
+        "stability": record.get("stability"),
+        "summary": {k: record.get(k) for k in SUMMARY_KEYS},
+        "parts": parts,
+    })
 
 
-def write_baseline(
-    path: str | os.PathLike[str],
-    results: Sequence[Mapping[str, Any]],
-    *,
-    profile: str,
-    profile_hash: str | None = None,
-    previous: Baseline | None = None,
-    ran_claim_ids: Collection[str] | None = None,
-) -> Comparison:
-    """Record a run's verdicts as the new baseline, atomically, and return what changed.
+def write_baseline(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]], *, profile: str,
+                   profile_hash: str | None = None, previous: Baseline | None = None,
+                   ran_claim_ids: Collection[str] | None = None, environment: Mapping | None = None,
+                   alpha: float = 0.05) -> Comparison:
+    """Record a run's evidence as the new baseline, atomically, and return what changed.
 
-    Results whose verdict is ``"error"`` are not written as expectations: an
-    error means the experiment did not run, so it says nothing about the
-    claim, and recording it would make a crash the expected outcome. They are
-    listed in ``Comparison.errors``; if ``previous`` had an entry for such an
-    instance, that entry is kept. Likewise, with ``ran_claim_ids`` (a ``-k``
-    selection), ``previous`` entries of claims that did not run are kept.
-
-    ``recorded`` is set to the current time only when the findings or the
-    profile hash differ from ``previous``; otherwise ``previous.recorded`` is
-    kept, so rewriting an unchanged baseline gives identical bytes.
-
-    The file is written to a temporary file beside ``path``, fsynced, then
-    moved over ``path`` with :func:`os.replace`; if anything fails, ``path``
-    keeps its previous content and no temporary file is left.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        Where to write, e.g. ``claims/findings/ci.json``; parent folders are created.
-    results : sequence of dict
-        Evidence dicts of this run.
-    profile : str
-        The profile of this run.
-    profile_hash : str, optional
-        Its hash, recorded so a reader can tell the profile changed since.
-    previous : Baseline, optional
-        The baseline being replaced (same profile); changes are reported against it.
-    ran_claim_ids : collection of str, optional
-        As in :func:`compare`.
-
-    Returns
-    -------
-    Comparison
-        ``compare(previous, results, ran_claim_ids=ran_claim_ids)``.
-
-    Raises
-    ------
-    BaselineError
-        When a result holds a value JSON cannot represent, or the file cannot be written.
+    Results whose verdict is ``"error"`` are not written (an error says nothing
+    about the claim); a previous entry for such an instance is kept, as are
+    previous entries of claims that did not run (``ran_claim_ids``).
+    ``recorded`` changes only when the findings, the profile hash or the
+    environment change, so rewriting an unchanged baseline gives identical bytes.
     """
     path = Path(path)
     if not isinstance(profile, str) or not profile:
         raise invalid("profile", "write_baseline", "a non-empty string", profile)
-    if profile_hash is not None and not isinstance(profile_hash, str):
-        raise invalid("profile_hash", "write_baseline", "a string or None", profile_hash)
     if previous is not None and previous.profile != profile:
         raise invalid("previous", "write_baseline", f"a baseline of profile {profile!r}", previous.profile)
-    comparison = compare(previous, results, ran_claim_ids=ran_claim_ids)
+    comparison = compare(previous, results, alpha=alpha, ran_claim_ids=ran_claim_ids)
     by_id = _index_results(results, "write_baseline")
-
     old = {} if previous is None else previous.findings
     ran = None if ran_claim_ids is None else set(ran_claim_ids)
-    findings = {
-        instance_id: entry
-        for instance_id, entry in old.items()
-        if (ran is not None and entry["claim_id"] not in ran)
-        or by_id.get(instance_id, {}).get("verdict") == "error"
-    }
-    for instance_id, result in by_id.items():
-        if result["verdict"] == "error":
-            continue
-        where = f"results entry {instance_id!r}"
-        findings[instance_id] = {
-            "claim_id": result["claim_id"],
-            "params": _jsonable(result.get("params") or {}, where + " 'params'", path),
-            "verdict": result["verdict"],
-            "summary": {k: _jsonable(result.get(k), f"{where} {k!r}", path) for k in SUMMARY_KEYS},
-        }
-    # Normalise through JSON (tuples → lists, ...) so equality with a loaded baseline is exact.
+    findings = {iid: e for iid, e in old.items()
+                if (ran is not None and e["claim_id"] not in ran) or by_id.get(iid, {}).get("verdict") == "error"}
+    try:
+        for iid, r in by_id.items():
+            if r["verdict"] != "error":
+                findings[iid] = _entry(r)
+    except TypeError as exc:
+        raise BaselineError(f"Cannot write findings baseline {path}: {exc}.") from exc
     findings = json.loads(json.dumps(findings))
-
-    unchanged = previous is not None and previous.findings == findings and previous.profile_hash == profile_hash
-    recorded = previous.recorded if unchanged else datetime.now(timezone.utc).isoformat(timespec="seconds")
-    doc = {
-        "format_version": FORMAT_VERSION,
-        "profile": profile,
-        "profile_hash": profile_hash,
-        "recorded": recorded,
-        "findings": findings,
-    }
-    text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-    _write_atomically(path, text)
+    env = jsonable(dict(environment or {}))
+    unchanged = (previous is not None and previous.findings == findings and previous.profile_hash == profile_hash
+                 and previous.environment == env)
+    doc = {"format_version": FORMAT_VERSION, "profile": profile, "profile_hash": profile_hash,
+           "recorded": previous.recorded if unchanged else datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "environment": env, "findings": findings}
+    _write_atomically(path, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
     return comparison
 
 
-# ----------------------------------------------------------------------------- internals
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`BaselineError` unless the baseline at ``path`` can be (re)written (checked before a run)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BaselineError(f"Cannot write findings baseline {path}: it is a directory (check --findings).")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BaselineError(f"Cannot write findings baseline {path}: {parent} is not writable ({exc.strerror}); "
+                            "--update-findings would lose the run's findings. Check --findings.") from None
+
+
+# --------------------------------------------------------------------------- internals
 
 
 class _DuplicateKeyError(ValueError):
@@ -468,55 +463,16 @@ def _index_results(results: Sequence[Mapping[str, Any]], owner: str) -> dict[str
             if not isinstance(result.get(key), str) or not result.get(key):
                 raise invalid(f"results[{i}].{key}", owner, "a non-empty string", result.get(key))
         check_choice(f"results[{i}].verdict", owner, result.get("verdict"), VERDICTS)
-        instance_id = result["instance_id"]
-        if instance_id in by_id:
-            raise invalid(f"results[{i}].instance_id", owner, "unique across results", instance_id)
-        by_id[instance_id] = result
+        if result["instance_id"] in by_id:
+            raise invalid(f"results[{i}].instance_id", owner, "unique across results", result["instance_id"])
+        by_id[result["instance_id"]] = result
     return by_id
-
-
-def _change(instance_id: str, old_verdict: str, result: Mapping[str, Any]) -> Change:
-    ci = result.get("ci")
-    return Change(
-        instance_id=instance_id,
-        claim_id=result["claim_id"],
-        old_verdict=old_verdict,
-        new_verdict=result["verdict"],
-        p_value=result.get("p_value"),
-        p_adjusted=result.get("p_adjusted"),
-        effect=result.get("effect"),
-        effect_name=result.get("effect_name"),
-        ci=None if ci is None else (ci[0], ci[1]),
-    )
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
-    return str(value)
-
-
-def _jsonable(value: Any, where: str, path: Path) -> Any:
-    """Plain JSON values from Evidence values (numpy scalars/arrays, tuples, non-finite → null)."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise BaselineError(f"Cannot write findings baseline {path}: {where} has non-string key {key!r}.")
-            out[key] = _jsonable(item, f"{where}[{key!r}]", path)
-        return out
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(item, where, path) for item in value]
-    if hasattr(value, "tolist"):  # numpy scalar or array, without importing numpy here
-        return _jsonable(value.tolist(), where, path)
-    raise BaselineError(
-        f"Cannot write findings baseline {path}: {where} is a {type(value).__name__} ({value!r}), "
-        "which JSON cannot represent."
-    )
+    return "—" if value is None else str(value)
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -35,6 +35,8 @@ from torch import Tensor
 from ._validation import check_choice, check_in_range, invalid
 
 __all__ = [
+    "dataset_options",
+    "dataset_shape",
     "CHANNEL_STATS",
     "DatasetNotFoundError",
     "InMemoryDataset",
@@ -381,6 +383,38 @@ _MNIST_LEGACY = ("MNIST/processed/training.pt", "MNIST/processed/test.pt")
 
 
 # --------------------------------------------------------------------------- public API
+
+
+#: (in_shape, num_classes) of the datasets whose shape does not depend on options.
+_SHAPES = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
+           "cifar100": ((3, 32, 32), 100)}
+
+
+def dataset_options(name: str) -> dict[str, object]:
+    """The options ``load_dataset(name, **options)`` accepts, with their defaults (from the loader's signature)."""
+    check_choice("name", "dataset_options", name, list_datasets())
+    return {p.name: p.default for p in inspect.signature(_LOADERS[name]).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("root", "seed", "download")}
+
+
+def dataset_shape(name: str, **options: object) -> tuple[tuple[int, int, int], int]:
+    """``(in_shape, num_classes)`` of a dataset without loading it (for checks before any training).
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown ``name`` or an option the loader does not accept (the message lists the valid ones).
+    """
+    valid = dataset_options(name)
+    for key in options:
+        if key not in valid:
+            raise invalid("option", f"load_dataset({name!r})",
+                          "one of " + ", ".join(map(repr, valid)) if valid else "absent (it takes no options)", key)
+    if name in _SHAPES:
+        return _SHAPES[name]
+    shape = tuple(options.get("shape", valid["shape"]))
+    return (int(shape[0]), int(shape[1]), int(shape[2])), int(options.get("num_classes", valid["num_classes"]))
+
 
 
 def list_datasets() -> list[str]:

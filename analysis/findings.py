@@ -401,12 +401,12 @@ def write_baseline(path: str | os.PathLike[str], results: Sequence[Mapping[str, 
     ran = None if ran_claim_ids is None else set(ran_claim_ids)
     findings = {iid: e for iid, e in old.items()
                 if (ran is not None and e["claim_id"] not in ran) or by_id.get(iid, {}).get("verdict") == "error"}
-    try:
-        for iid, r in by_id.items():
-            if r["verdict"] != "error":
+    for iid, r in by_id.items():
+        if r["verdict"] != "error":
+            try:
                 findings[iid] = _entry(r)
-    except TypeError as exc:
-        raise BaselineError(f"Cannot write findings baseline {path}: {exc}.") from exc
+            except TypeError as exc:
+                raise BaselineError(f"Cannot write findings baseline {path}: results entry {iid!r}: {exc}.") from exc
     findings = json.loads(json.dumps(findings))
     env = jsonable(dict(environment or {}))
     unchanged = (previous is not None and previous.findings == findings and previous.profile_hash == profile_hash

@@ -1,13 +1,11 @@
-"""Tests for fixtures.profile: built-in profiles load; bad profiles fail early with a precise message."""
+"""Tests for fixtures.profile: built-in profiles load; bad profiles fail early, with every problem listed."""
 from __future__ import annotations
-
-import re
 
 import pytest
 
-from compress.data import list_datasets
-from compress.models import list_models
-from fixtures.profile import PROFILE_DIR, Experiment, Profile, ProfileError, list_profiles, load_profile
+import fixtures.gc  # noqa: F401  (registers the [gc] section)
+import fixtures.mw  # noqa: F401  (registers the [mw] section)
+from fixtures.profile import PROFILE_DIR, Profile, ProfileError, list_profiles, load_profile, train_config
 
 GOOD = """\
 name = "tiny"
@@ -27,230 +25,175 @@ optimizer = "sgd"
 experiments = [
   { arch = "lenet5", dataset = "fake", data_options = { shape = [1, 8, 8], n_train = 128 } },
 ]
-independent_seeds = [0, 1, 2]
-student_seeds = [24, 42]
-kd_temperature = 3.0
-kd_alphas = [0.1, 0.9]
-quant_schemes = ["fp16", "int8"]
+base_seeds = [0, 1, 2]
+independent_seeds = [10, 11, 12]
+student_seeds = [20, 21, 22]
+kd_teacher_weights = [0.1, 0.9]
 prune_ratios = [0.3, 0.7]
 distance = "js"
-equivalence_bounds = [0.8, 1.25]
-accuracy_margin = 1.0
-false_proxy_ratio = 0.7
+
+[gc]
+experiments = [{ arch = "resnet18", dataset = "fake", overrides = { width = 0.125 }, data_options = { shape = [1, 8, 8] } }]
+seeds = [0, 1]
+retained_fractions = [0.7, 0.3]
+early_layers = ["conv1"]
 """
 
 
-def _write(tmp_path, text: str, name: str = "p.toml"):
-    path = tmp_path / name
+def _load(tmp_path, text: str) -> Profile:
+    path = tmp_path / "p.toml"
     path.write_text(text)
-    return path
+    return load_profile(str(path))
 
 
-def _load(tmp_path, text: str, **kwargs) -> Profile:
-    return load_profile(str(_write(tmp_path, text)), **kwargs)
-
-
-def _replace(line_start: str, new_line: str) -> str:
-    """GOOD with the line starting with ``line_start`` replaced (exactly one such line)."""
-    lines = GOOD.splitlines()
+def _replace(line_start: str, new_line: str, text: str = GOOD) -> str:
+    """``text`` with the one line starting with ``line_start`` replaced."""
+    lines = text.splitlines()
     hits = [i for i, line in enumerate(lines) if line.startswith(line_start)]
     assert len(hits) == 1, line_start
     lines[hits[0]] = new_line
     return "\n".join(lines) + "\n"
 
 
+def _problems(tmp_path, text: str) -> str:
+    with pytest.raises(ProfileError) as info:
+        _load(tmp_path, text)
+    return str(info.value)
+
+
 # ----------------------------------------------------------------------------- good profiles
-
-
 def test_builtin_profiles_are_listed():
     assert {"smoke", "ci", "paper"} <= set(list_profiles())
-    assert list_profiles() == sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+    assert all((PROFILE_DIR / f"{n}.toml").is_file() for n in list_profiles())
 
 
-@pytest.mark.parametrize("name", list_profiles())
-def test_every_builtin_profile_loads_against_the_registries(name):
-    prof = load_profile(name, known_models=list_models(), known_datasets=list_datasets())
-    assert prof.name == name
-    assert prof.path == PROFILE_DIR / f"{name}.toml"
-    assert 0 < prof.alpha < 1
-    assert prof.experiments("mw"), "every built-in profile runs the MW claims"
-    assert re.fullmatch(r"[0-9a-f]{16}", prof.raw_hash)
-    mw = prof.section("mw")
-    assert mw["independent_seeds"][0] not in mw["student_seeds"]
+@pytest.mark.parametrize("name", ["smoke", "ci", "paper"])
+def test_every_builtin_profile_loads_with_typed_sections_and_declared_deviations(name):
+    p = load_profile(name)
+    mw, gc = p.section("mw"), p.section("gc")
+    assert len(mw.base_seeds) == len(mw.independent_seeds) == len(mw.student_seeds)
+    assert gc.seeds and gc.retained_fractions == tuple(sorted(gc.retained_fractions, reverse=True))
+    assert p.deviations and all(d.setting and d.paper and d.ours for d in p.deviations)
+    assert p.deviations_for("MW-3") and p.deviations_for("GC-1")
 
 
-def test_builtin_profile_by_path_equals_by_name():
-    by_name = load_profile("smoke")
-    by_path = load_profile(str(PROFILE_DIR / "smoke.toml"))
-    assert by_name.raw_hash == by_path.raw_hash and by_name.path == by_path.path
+def test_defaults_come_from_the_section_class(tmp_path):
+    p = _load(tmp_path, GOOD)
+    mw = p.section("mw")
+    assert mw.kd_temperature == 3.0 and mw.quant_schemes == ("fp16", "int8") and mw.kd_variants == ("text",)
+    assert mw.effects.mw1_ratio_bound == 0.8 and mw.effects.mw3_closer_ratio == 2.0  # CLAIMS.md defaults
+    assert p.power_simulations == 2000 and p.stability_resamples == 200
 
 
-def test_good_profile_fields(tmp_path):
-    prof = _load(tmp_path, GOOD)
-    assert prof.name == "tiny" and prof.alpha == 0.05 and prof.data_seed == 0
-    assert prof.train == {"epochs": 1, "batch_size": 64, "lr": 0.05, "optimizer": "sgd"}
-    (exp,) = prof.experiments("mw")
-    assert exp == Experiment("lenet5", "fake", (), (("n_train", 128), ("shape", (1, 8, 8))))
-    assert exp.id == "fake-lenet5"
-    assert prof.datasets() == {"fake"}
-    assert prof.runs_claim("MW-3") and not prof.runs_claim("GC-1")
-    assert prof.experiments("gc") == [] and prof.section("gc") == {}
+def test_nested_effects_table_overrides_one_value(tmp_path):
+    p = _load(tmp_path, GOOD + "\n[mw.effects]\nmw4_ratio = 2.0\n")
+    assert p.section("mw").effects.mw4_ratio == 2.0 and p.section("mw").effects.mw3_vs_pruning_ratio == 1.5
+
+
+def test_train_config_layers_profile_section_experiment_and_extra(tmp_path):
+    text = GOOD.replace('{ arch = "lenet5", dataset = "fake",', '{ arch = "lenet5", dataset = "fake", train = { epochs = 4 },')
+    p = _load(tmp_path, text + '\n[mw.train]\nlr = 0.01\n')
+    exp = p.section("mw").experiments[0]
+    cfg = train_config(p, "mw", exp, batch_size=32)
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.optimizer) == (4, 0.01, 32, "sgd")
 
 
 def test_claims_key_restricts_the_claims_a_section_runs(tmp_path):
-    prof = _load(tmp_path, GOOD + 'claims = ["MW-1", "MW-4"]\n')
-    assert prof.runs_claim("MW-1") and prof.runs_claim("MW-4") and not prof.runs_claim("MW-2")
+    p = _load(tmp_path, _replace('distance = "js"', 'distance = "js"\nclaims = ["MW-3"]'))
+    assert p.runs_claim("MW-3") and not p.runs_claim("MW-4") and p.runs_claim("GC-1")
 
 
 def test_raw_hash_changes_with_content_only(tmp_path):
-    a = _load(tmp_path, GOOD)
-    b = load_profile(str(_write(tmp_path, "# a comment\n" + GOOD, "q.toml")))
-    c = _load(tmp_path, _replace("kd_temperature", "kd_temperature = 4.0"))
-    assert a.raw_hash == b.raw_hash
-    assert a.raw_hash != c.raw_hash
-
-
-def test_defaults_when_optional_tables_are_missing(tmp_path):
-    prof = _load(tmp_path, 'name = "bare"\n')
-    assert prof.alpha == 0.05 and prof.data_seed == 0 and prof.train == {} and prof.sections == {}
-
-
-def test_extra_sections_are_validated_with_their_schema(tmp_path):
-    schema = {"gc": {"k": (lambda v: isinstance(v, int), "an integer")}}
-    assert _load(tmp_path, GOOD + "\n[gc]\nk = 3\n", extra_sections=schema).section("gc") == {"k": 3}
-    with pytest.raises(ProfileError, match=r"'gc\.k' key must be an integer\. Got 'x' instead\."):
-        _load(tmp_path, GOOD + '\n[gc]\nk = "x"\n', extra_sections=schema)
+    a = _load(tmp_path, GOOD).raw_hash
+    assert _load(tmp_path, GOOD + "\n# a comment\n").raw_hash == a
+    assert _load(tmp_path, _replace("seed = 0", "seed = 1")).raw_hash != a
 
 
 # ----------------------------------------------------------------------------- bad profiles
-
-
 def test_unknown_profile_name_lists_valid_ones():
-    with pytest.raises(ProfileError) as info:
-        load_profile("smok")
-    msg = str(info.value)
-    assert "'smok'" in msg
-    for name in list_profiles():
-        assert name in msg
+    with pytest.raises(ProfileError, match=r"Unknown profile 'nope'\. Valid profiles: .*ci.*paper.*smoke"):
+        load_profile("nope")
 
 
-def test_missing_toml_path(tmp_path):
+def test_missing_toml_path_and_syntax_error(tmp_path):
     with pytest.raises(ProfileError, match="does not exist"):
-        load_profile(str(tmp_path / "absent.toml"))
-
-
-def test_toml_syntax_error(tmp_path):
+        load_profile(str(tmp_path / "missing.toml"))
     with pytest.raises(ProfileError, match="does not parse as TOML"):
-        _load(tmp_path, GOOD.replace('distance = "js"', "distance = js"))
+        _load(tmp_path, "name = \n")
 
 
-def test_unknown_top_level_key(tmp_path):
-    with pytest.raises(ProfileError) as info:
-        _load(tmp_path, "alhpa = 0.05\n" + GOOD)
-    msg = str(info.value)
-    assert "unknown key 'alhpa'" in msg and "alpha" in msg and "mw" in msg
+def test_every_problem_is_listed_at_once(tmp_path):
+    text = _replace("alpha", "alpha = 2")
+    text = _replace("epochs", "epochz = 3", text)
+    text = _replace("distance", 'distance = "cosine"', text)
+    text = _replace("retained_fractions", "retained_fractions = [0.3, 0.7]", text)
+    msg = _problems(tmp_path, text)
+    assert "has 4 problems" in msg
+    assert "the 'alpha' key must be a significance level in (0, 0.5). Got 2 instead." in msg
+    assert "unknown key 'epochz' in [train]. Valid keys:" in msg and "epochs" in msg
+    assert "the 'mw.distance' key must be one of 'js', 'kl', 'disagreement'. Got 'cosine' instead." in msg
+    assert "'gc.retained_fractions'" in msg and "strictly decreasing" in msg
 
 
-def test_unknown_key_in_a_table_lists_the_valid_keys(tmp_path):
-    with pytest.raises(ProfileError) as info:
-        _load(tmp_path, _replace("epochs", "epoch = 1"))
-    msg = str(info.value)
-    assert "'epoch'" in msg and "batch_size" in msg and "epochs" in msg
-
-
-def test_unknown_key_in_mw(tmp_path):
-    with pytest.raises(ProfileError, match=r"unknown key mw\.'prune_ratio'.*prune_ratios"):
-        _load(tmp_path, _replace("prune_ratios", "prune_ratio = [0.3]"))
-
-
-@pytest.mark.parametrize(
-    ("line_start", "new_line", "key", "allowed", "got"),
-    [
-        ("alpha", "alpha = 1.5", "alpha", "a number in (0, 1)", "1.5"),
-        ("seed", 'seed = "zero"', "data.seed", "an integer", "'zero'"),
-        ("epochs", "epochs = 0", "train.epochs", "a positive integer", "0"),
-        ("batch_size", "batch_size = 6.4", "train.batch_size", "a positive integer", "6.4"),
-        ("lr", "lr = -0.05", "train.lr", "a number > 0", "-0.05"),
-        ("optimizer", 'optimizer = "rmsprop"', "train.optimizer", "one of 'sgd', 'adam'", "'rmsprop'"),
-        ("independent_seeds", "independent_seeds = [0]", "mw.independent_seeds", "a list of ≥ 2 distinct integers", "[0]"),
-        ("student_seeds", "student_seeds = [24, 24]", "mw.student_seeds", "a list of distinct integers", "[24, 24]"),
-        ("kd_temperature", "kd_temperature = 0", "mw.kd_temperature", "a number > 0", "0"),
-        ("kd_alphas", "kd_alphas = [0.1, 1.5]", "mw.kd_alphas", "a list of distinct numbers in [0, 1]", "[0.1, 1.5]"),
-        ("quant_schemes", 'quant_schemes = ["int3"]', "mw.quant_schemes", "'fp16', 'bf16', 'int8', 'int4'", "['int3']"),
-        ("prune_ratios", "prune_ratios = [0.7, 0.3]", "mw.prune_ratios", "an increasing list", "[0.7, 0.3]"),
-        ("prune_ratios", "prune_ratios = [0.3, 1.0]", "mw.prune_ratios", "numbers in (0, 1)", "[0.3, 1.0]"),
-        ("distance", 'distance = "cosine"', "mw.distance", "one of 'js', 'kl', 'disagreement'", "'cosine'"),
-        ("equivalence_bounds", "equivalence_bounds = [1.2, 0.8]", "mw.equivalence_bounds", "low < 1 < high", "[1.2, 0.8]"),
-        ("accuracy_margin", "accuracy_margin = -1", "mw.accuracy_margin", "a number of accuracy points > 0", "-1"),
-    ],
-)
-def test_bad_value_names_key_allowed_values_and_value(tmp_path, line_start, new_line, key, allowed, got):
-    with pytest.raises(ProfileError) as info:
-        _load(tmp_path, _replace(line_start, new_line))
-    msg = str(info.value)
-    assert f"the {key!r} key must be " in msg
-    assert allowed in msg
-    assert msg.endswith(f"Got {got} instead.")
+@pytest.mark.parametrize(("line_start", "new_line", "needle"), [
+    ("seed = 0", 'seed = "zero"', "the 'data.seed' key must be an integer. Got 'zero' instead."),
+    ("optimizer", 'optimizer = "rmsprop"', "'train.optimizer' key must be one of 'sgd', 'adam'"),
+    ("base_seeds", "base_seeds = [0, 0, 1]", "'mw.base_seeds' key must be a list of distinct integers"),
+    ("kd_teacher_weights", "kd_teacher_weights = [0.9, 0.1]", "'mw.kd_teacher_weights' key must be an increasing list"),
+    ("prune_ratios", "prune_ratios = [0.3, 1.0]", "'mw.prune_ratios' key must be an increasing list of distinct fractions in (0, 1)"),
+    ("student_seeds", "student_seeds = [20, 21]", "'student_seeds' needs one seed per base (3); it has 2"),
+    ("student_seeds", "student_seeds = [20, 21, 0]", "must not share a seed"),
+    ("seeds = [0, 1]", "seeds = [0, 0]", "'gc.seeds' key must be a list of distinct integers"),
+    ("early_layers", 'early_layers = ["conv9"]', "'early_layers' entry 'conv9' is not a layer of resnet18"),
+])
+def test_bad_value_names_key_allowed_values_and_value(tmp_path, line_start, new_line, needle):
+    assert needle in _problems(tmp_path, _replace(line_start, new_line))
 
 
 def test_bool_is_not_an_integer(tmp_path):
-    with pytest.raises(ProfileError, match=r"'train\.epochs' key must be a positive integer\. Got True instead\."):
-        _load(tmp_path, _replace("epochs", "epochs = true"))
+    assert "'train.epochs' key must be an integer ≥ 0. Got True instead." in _problems(tmp_path, _replace("epochs", "epochs = true"))
 
 
-def test_student_seed_equal_to_base_seed_is_rejected(tmp_path):
-    with pytest.raises(ProfileError) as info:
-        _load(tmp_path, _replace("student_seeds", "student_seeds = [24, 0]"))
-    msg = str(info.value)
-    assert "'mw.student_seeds'" in msg and "base model's seed 0" in msg and "Got [24, 0] instead." in msg
+def test_missing_required_key_names_it_and_what_it_must_be(tmp_path):
+    msg = _problems(tmp_path, GOOD.replace("independent_seeds = [10, 11, 12]\n", ""))
+    assert "[mw] needs the key 'independent_seeds' (a list of distinct integers, one per base)." in msg
 
 
-def test_student_seed_equal_to_a_later_independent_seed_is_allowed(tmp_path):
-    assert _load(tmp_path, _replace("student_seeds", "student_seeds = [1, 24]")).section("mw")["student_seeds"] == [1, 24]
+def test_unknown_keys_everywhere_list_the_valid_ones(tmp_path):
+    msg = _problems(tmp_path, _replace("prune_ratios", "prune_ratio = [0.3]") + "\n[mw.effects]\nmw1_ratio = 0.9\n")
+    assert "unknown key 'prune_ratio' in [mw]. Valid keys:" in msg and "prune_ratios" in msg
+    assert "unknown key 'mw1_ratio' in [mw.effects]. Valid keys:" in msg and "mw1_ratio_bound" in msg
 
 
-def test_false_proxy_ratio_must_be_one_of_prune_ratios(tmp_path):
-    with pytest.raises(ProfileError, match=r"'mw\.false_proxy_ratio' key must be one of prune_ratios \[0\.3, 0\.7\]\. Got 0\.5 instead\."):
-        _load(tmp_path, _replace("false_proxy_ratio", "false_proxy_ratio = 0.5"))
+def test_model_overrides_and_data_options_are_checked_before_training(tmp_path):
+    text = GOOD.replace('{ arch = "lenet5", dataset = "fake", data_options = { shape = [1, 8, 8], n_train = 128 } }',
+                        '{ arch = "lenet5", dataset = "fake", overrides = { depth = 3 }, data_options = { shap = [1, 8, 8] } }')
+    msg = _problems(tmp_path, text)
+    assert "load_dataset('fake') must be one of 'shape', 'num_classes', 'n_train', 'n_test'. Got 'shap' instead." in msg
 
 
-def test_missing_required_mw_key(tmp_path):
-    with pytest.raises(ProfileError, match=r"\[mw\] needs the key 'kd_alphas'"):
-        _load(tmp_path, GOOD.replace("kd_alphas = [0.1, 0.9]\n", ""))
+def test_unknown_override_is_named(tmp_path):
+    text = GOOD.replace("n_train = 128 } }", "n_train = 128 }, overrides = { depth = 3 } }")
+    assert "create_model('lenet5') must be one of 'width'. Got 'depth' instead." in _problems(tmp_path, text)
 
 
-def test_section_must_be_a_table(tmp_path):
-    with pytest.raises(ProfileError, match=r"the 'mw' key must be a table\. Got 3 instead\."):
-        _load(tmp_path, 'name = "x"\nmw = 3\n')
+def test_experiment_names_are_checked_against_the_registries(tmp_path):
+    text = GOOD.replace('arch = "lenet5", dataset = "fake"', 'arch = "lenet7", dataset = "imagenet"')
+    msg = _problems(tmp_path, text)
+    assert "'mw.experiments[0].arch' key must be one of" in msg and "Got 'lenet7' instead." in msg
+    assert "'mw.experiments[0].dataset' key must be one of cifar10, cifar100, digits, fake, mnist" in msg
 
 
-def test_nested_section_train_table_is_validated(tmp_path):
-    with pytest.raises(ProfileError, match=r"'mw\.train\.augment' key must be one of 'none', 'flip_crop'"):
-        _load(tmp_path, GOOD + '\n[mw.train]\naugment = "cutout"\n')
+def test_section_must_be_a_table_and_deviations_need_their_keys(tmp_path):
+    assert "the 'mw' key must be a table. Got 3 instead." in _problems(tmp_path, 'name = "x"\nmw = 3\n')
+    msg = _problems(tmp_path, GOOD + '\n[[deviations]]\nclaims = ["MW-*"]\nsetting = "data"\n')
+    assert "[deviations[0]] needs the keys 'paper', 'ours'." in msg
 
 
-def test_experiment_needs_arch_and_dataset(tmp_path):
-    text = _replace("  { arch", '  { arch = "lenet5" },')
-    with pytest.raises(ProfileError, match=r"'mw\.experiments\[0\]' key must be a table with 'arch' and 'dataset'"):
-        _load(tmp_path, text)
-
-
-def test_experiment_unknown_key(tmp_path):
-    text = _replace("  { arch", '  { arch = "lenet5", dataset = "fake", widht = 0.5 },')
-    with pytest.raises(ProfileError, match=r"unknown key 'widht' in mw\.experiments\[0\]\. Valid keys: arch, dataset, overrides, data_options"):
-        _load(tmp_path, text)
-
-
-def test_experiment_names_checked_against_registries(tmp_path):
-    text = _replace("  { arch", '  { arch = "lenet7", dataset = "fake" },')
-    assert _load(tmp_path, text).experiments("mw")[0].arch == "lenet7"  # no registry given: not checked
-    with pytest.raises(ProfileError) as info:
-        _load(tmp_path, text, known_models=list_models(), known_datasets=list_datasets())
-    msg = str(info.value)
-    assert "'mw.experiments[0].arch'" in msg and "lenet5" in msg and "Got 'lenet7' instead." in msg
-    text = _replace("  { arch", '  { arch = "lenet5", dataset = "imagenet" },')
-    with pytest.raises(ProfileError, match=r"experiments\[0\]\.dataset.*cifar10.*Got 'imagenet' instead"):
-        _load(tmp_path, text, known_models=list_models(), known_datasets=list_datasets())
+def test_deviations_apply_by_claim_pattern(tmp_path):
+    p = _load(tmp_path, GOOD + '\n[[deviations]]\nclaims = ["MW-3", "GC-*"]\nsetting = "data"\npaper = "MNIST"\nours = "fake"\n')
+    assert p.deviations_for("MW-3") == ["data: paper MNIST; ours fake"]
+    assert p.deviations_for("GC-5") and not p.deviations_for("MW-4")
 
 
 def test_profile_error_is_a_value_error():

@@ -49,8 +49,8 @@ class Measurement:
     (a number or exact claim decided without a p-value).
     """
 
-    claim_id: str
-    params: dict
+    claim_id: str = ""  # set by the claim layer (fixtures/claims.py) when a claim function returns
+    params: dict = field(default_factory=dict)
     table: UnitTable | None = None
     rule: Rule | None = None
     sentence: str = ""
@@ -274,8 +274,7 @@ def decide_family(
             effect_name=decider.effect_name, scale=decider.scale, ci=decider.ci, ci_level=decider.ci_level,
             reference=decider.reference, margin=decider.margin, effect_of_interest=eoi,
             n={"units": len(m.table), **{k: v for k, v in decider.n.items() if k != "units"}},
-            power=power, mde=(factor * eoi if eoi is not None and math.isfinite(factor) else
-                              (float("inf") if factor == float("inf") else None)),
+            power=power, mde=_mde(factor, eoi, decider.effect_bound),
             power_detail={"method": "simulation from the measured per-unit covariance", "simulations":
                           settings.power_simulations, "level": level, "family_size": max(m_support, 1) if m.asserted else 1,
                           "mde_factor": factor, "sd": sds,
@@ -288,6 +287,14 @@ def decide_family(
             details=dict(m.details),
         ))
     return out
+
+
+def _mde(factor: float, effect_of_interest: float | None, bound: float | None) -> float | None:
+    """Minimum detectable effect: factor × effect of interest; inf when none exists within the scale's bound."""
+    if effect_of_interest is None or math.isnan(factor):
+        return None
+    mde = factor * effect_of_interest
+    return float("inf") if bound is not None and mde > bound else mde
 
 
 def _untested(m: Measurement, alpha: float, environment: Mapping | None) -> Evidence:

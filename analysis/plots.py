@@ -24,6 +24,7 @@ from analysis._validation import invalid
 
 __all__ = [
     "DPI",
+    "plot_forest",
     "plot_accuracy_deviation",
     "plot_heatmap",
     "plot_hybrid_tree",
@@ -417,4 +418,62 @@ def plot_hybrid_tree(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    return _save(figure, path)
+
+
+_VERDICT_COLOURS = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700", "error": "#6e7781"}
+
+
+def plot_forest(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
+    """One claim's instances: effect and interval against the reference or margin, coloured by verdict.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Per instance: ``label``, ``effect``, ``ci`` (low, high), ``ci_level``,
+        ``scale`` (instances on different scales get their own panel),
+        ``reference`` (a dashed line), ``margin`` ([low, high]; None ends are
+        open: dotted lines at the finite ends), ``verdict`` and ``asserted``
+        (hollow markers when only reported).
+    path : str or Path
+    title : str
+
+    Returns
+    -------
+    Path
+    """
+    owner = "plot_forest"
+    _check_path(path, owner)
+    usable = [r for r in rows if r.get("effect") is not None and math.isfinite(float(r["effect"]))]
+    if not usable:
+        raise invalid("rows", owner, "at least one row with a finite effect", len(rows))
+    scales = list(dict.fromkeys(str(r.get("scale") or "effect") for r in usable))
+    heights = [max(1.0, 0.38 * sum(1 for r in usable if str(r.get("scale") or "effect") == s) + 0.6) for s in scales]
+    figure = _new_figure(7.5, sum(heights) + 0.8)
+    grid = figure.add_gridspec(len(scales), 1, height_ratios=heights)
+    for k, scale in enumerate(scales):
+        axes = figure.add_subplot(grid[k])
+        mine = [r for r in usable if str(r.get("scale") or "effect") == scale]
+        for y, r in enumerate(reversed(mine)):
+            colour = _VERDICT_COLOURS.get(r.get("verdict"), "#6e7781")
+            lo, hi = (r.get("ci") or (None, None))[:2]
+            if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+                axes.plot([lo, hi], [y, y], color=colour, lw=2, solid_capstyle="butt")
+            filled = r.get("asserted", True)
+            axes.plot([r["effect"]], [y], "o", color=colour, mfc=colour if filled else "white", ms=7, zorder=3)
+            ref = r.get("reference")
+            if ref is not None and math.isfinite(ref):
+                axes.plot([ref, ref], [y - 0.4, y + 0.4], color="#57606a", ls="--", lw=1)
+            for end in (r.get("margin") or ()):
+                if end is not None and math.isfinite(end):
+                    axes.plot([end, end], [y - 0.4, y + 0.4], color="#57606a", ls=":", lw=1.2)
+        axes.set_yticks(range(len(mine)), [str(r.get("label")) for r in reversed(mine)], fontsize=8)
+        axes.set_ylim(-0.6, len(mine) - 0.4)
+        levels = sorted({r.get("ci_level") for r in mine if r.get("ci_level")})
+        level_text = ", ".join(f"{lv:.0%}" for lv in levels) or "—"
+        axes.set_xlabel(f"{scale} (intervals at {level_text}; dashed: reference; dotted: margin)", fontsize=8)
+        axes.grid(alpha=0.3, axis="x")
+    handles = [figure.axes[0].plot([], [], "o", color=c, label=v)[0] for v, c in _VERDICT_COLOURS.items() if v != "error"]
+    figure.axes[0].legend(handles=handles, fontsize=7, loc="best")
+    figure.suptitle(title, fontsize=10)
     return _save(figure, path)

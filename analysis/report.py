@@ -30,7 +30,9 @@ import os
 import platform
 import re
 import sys
+import shutil
 import tempfile
+import time as _time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -41,8 +43,12 @@ __all__ = [
     "PAPERS",
     "SCHEMA_VERSION",
     "VERDICTS",
+    "ReportError",
     "ReportSchemaError",
     "build_report",
+    "check_report_dir",
+    "new_staging_dir",
+    "publish_report",
     "collect_environment",
     "compare_reports",
     "format_number",
@@ -58,8 +64,8 @@ __all__ = [
     "write_report",
 ]
 
-SCHEMA_VERSION = 1
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SCHEMA_VERSION = 2
+SUPPORTED_SCHEMA_VERSIONS = (2,)
 
 VERDICTS = ("supported", "refuted", "inconclusive", "error")
 
@@ -83,6 +89,10 @@ DASH = "—"
 
 class ReportSchemaError(ValueError):
     """A report JSON that is not a claims report of a supported schema version."""
+
+
+class ReportError(OSError):
+    """The report directory cannot be used or the report cannot be published; the message names the path."""
 
 
 # ---------------------------------------------------------------- formatting
@@ -153,6 +163,8 @@ def _format_ci(record: Mapping) -> str:
 def _format_effect(record: Mapping, *, with_name: bool = True) -> str:
     effect = record.get("effect")
     text = format_number(effect)
+    if record.get("scale") == "log ratio" and _finite(effect) is not None:
+        text += f" (ratio {format_number(math.exp(effect), 3)})"
     name = record.get("effect_name")
     if with_name and name and effect is not None:
         text = f"{name} = {text}"
@@ -305,19 +317,38 @@ def _check_figures(figures: Iterable[Mapping]) -> list[dict]:
     return checked
 
 
-def _check_changes(changes: Mapping | None) -> dict | None:
-    if changes is None:
-        return None
-    if not isinstance(changes, Mapping):
-        raise invalid("changes", "build_report", "a dict with 'changed', 'added', 'removed' lists", changes)
-    unknown = set(changes) - {"changed", "added", "removed"}
-    if unknown:
-        raise invalid("changes", "build_report", "a dict with keys 'changed', 'added', 'removed'",
-                      f"extra keys {sorted(unknown)}")
-    return {key: list(_jsonable(list(changes.get(key) or []))) for key in ("changed", "added", "removed")}
+def _pivot_tables(records: Sequence[Mapping]) -> list[dict]:
+    """Turn every record's ``details['table_rows']`` into tables (rows × columns, cells 'ours (paper)')."""
+    cells: dict[str, dict[str, dict[str, str]]] = {}
+    columns: dict[str, list[str]] = {}
+    notes: dict[str, str] = {}
+    for r in records:
+        for row in (r.get("details") or {}).get("table_rows", []):
+            t = row["table"]
+            cols = columns.setdefault(t, [])
+            if row["column"] not in cols:
+                cols.append(row["column"])
+            fmt = row.get("format", "+.2f")
+            paper = DASH if row.get("paper") is None else format(row["paper"], fmt)
+            cells.setdefault(t, {}).setdefault(row["row"], {})[row["column"]] = f"{format(row['ours'], fmt)} ({paper})"
+            notes.setdefault(t, row.get("note", ""))
+    return [{"title": t, "columns": ["experiment", *columns[t]],
+             "rows": [[exp, *[rows[exp].get(c, DASH) for c in columns[t]]] for exp in sorted(rows)],
+             "note": " ".join(x for x in ("Each cell: ours (paper).", notes[t]) if x)} for t, rows in cells.items()]
 
 
-def _summary(records: Sequence[Mapping], changes: dict | None) -> dict:
+def _claim_figures(claims: Sequence[Mapping]) -> dict[str, list[str]]:
+    """Every claim's figures, each once, in first-mention order."""
+    out: dict[str, list[str]] = {}
+    for r in claims:
+        seen = out.setdefault(r["claim_id"], [])
+        for f in r.get("figures") or []:
+            if Path(f).as_posix() not in seen:
+                seen.append(Path(f).as_posix())
+    return out
+
+
+def _summary(records: Sequence[Mapping], regression: Mapping | None) -> dict:
     counts = {verdict: 0 for verdict in VERDICTS}
     per_paper: dict[str, dict[str, int]] = {}
     for record in records:
@@ -326,12 +357,20 @@ def _summary(records: Sequence[Mapping], changes: dict | None) -> dict:
         paper[record["verdict"]] += 1
     for paper in per_paper.values():
         paper["total"] = sum(paper[v] for v in VERDICTS)
-    ordered = {paper: per_paper[paper] for paper in sorted(per_paper, key=_paper_order)}
+    asserted = [r for r in records if r.get("asserted", True) and r["verdict"] != "error" and r.get("power") is not None]
+    powered = sum(1 for r in asserted if r["power"] >= 0.8)
     return {
         "total": len(records),
         "verdicts": counts,
-        "per_paper": ordered,
-        "changes": None if changes is None else {key: len(changes[key]) for key in changes},
+        "per_paper": {paper: per_paper[paper] for paper in sorted(per_paper, key=_paper_order)},
+        "asserted_tested": len(asserted),
+        "powered": powered,
+        "powered_share": (powered / len(asserted)) if asserted else None,
+        "underpowered": sum(1 for r in records if r.get("underpowered")),
+        "cannot_decide": sum(1 for r in records if r.get("cannot_decide")),
+        "fragile": sum(1 for r in records if r.get("fragile")),
+        "not_asserted": sum(1 for r in records if not r.get("asserted", True)),
+        "regression": None if regression is None else regression.get("summary"),
     }
 
 
@@ -339,39 +378,28 @@ def build_report(
     records: Sequence[Mapping],
     *,
     run: Mapping,
-    tables: Iterable[Mapping] = (),
-    figures: Iterable[Mapping] = (),
-    changes: Mapping | None = None,
+    regression: Mapping | None = None,
+    tables: Iterable[Mapping] | None = None,
 ) -> dict:
     """Assemble the claims report document (what ``claims.json`` holds).
 
     Parameters
     ----------
     records : sequence of dict
-        One ``Evidence.to_dict()`` per claim instance; needs at least
-        ``claim_id``, ``instance_id`` and ``verdict`` (one of
-        :data:`VERDICTS`). Sorted by paper, claim number and instance id.
+        One ``Evidence.to_dict()`` per claim instance (analysis/evidence.py
+        lists the fields); sorted by paper, claim number and instance id.
     run : dict
-        The run: ``profile``, ``profile_hash``, ``seeds``, ``device``,
-        ``wall_time_s``, ``artifacts`` (``{"built": n, "loaded": n}``) and
-        optionally ``environment`` (default :func:`collect_environment`).
-        Extra keys are kept.
-    tables : iterable of dict
-        ``{"title", "columns", "rows", "note"}``; every row has one cell per
-        column.
-    figures : iterable of dict
-        ``{"title", "path"}``, ``path`` relative to the report folder.
-    changes : dict, optional
-        Changes since the findings baseline: ``{"changed": [...], "added":
-        [...], "removed": [...]}`` (entries are strings, or dicts with an
-        ``instance_id`` and optionally ``before``/``after``/``message``).
-        None when no baseline was compared.
+        The run: profile, environment, baseline, deviations, seeds, wall time, artifacts.
+    regression : dict, optional
+        ``Comparison.as_report()``: the findings regression (None: not compared).
+    tables : iterable of dict, optional
+        Paper-vs-ours tables; default: pivoted from the records' ``details['table_rows']``.
 
     Returns
     -------
     dict
-        ``{"schema_version", "run", "summary", "claims", "tables", "figures",
-        "changes"}``; JSON-safe (non-finite floats become null).
+        ``{"schema_version", "run", "summary", "claims", "tables", "figures", "regression"}``;
+        ``figures`` maps each claim id to its figures (each once); JSON-safe.
     """
     if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
         raise invalid("records", "build_report", "a list of dicts", type(records).__name__)
@@ -382,29 +410,19 @@ def build_report(
     for record in claims:
         key = (record["claim_id"], record["instance_id"])
         if key in seen:
-            raise invalid("records", "build_report", "unique (claim_id, instance_id) pairs",
-                          f"{key[1]!r} twice")
+            raise invalid("records", "build_report", "unique (claim_id, instance_id) pairs", f"{key[1]!r} twice")
         seen.add(key)
-    run_doc = {
-        "profile": run.get("profile"),
-        "profile_hash": run.get("profile_hash"),
-        "seeds": run.get("seeds"),
-        "device": run.get("device"),
-        "wall_time_s": run.get("wall_time_s"),
-        "artifacts": dict(run.get("artifacts") or {"built": None, "loaded": None}),
-    }
-    run_doc.update({k: v for k, v in run.items() if k not in run_doc})
+    run_doc = dict(run)
     if not run_doc.get("environment"):
         run_doc["environment"] = collect_environment()
-    changes_doc = _check_changes(changes)
     return {
         "schema_version": SCHEMA_VERSION,
         "run": _jsonable(run_doc),
-        "summary": _summary(claims, changes_doc),
+        "summary": _summary(claims, regression),
         "claims": claims,
-        "tables": _check_tables(tables),
-        "figures": _check_figures(figures),
-        "changes": changes_doc,
+        "tables": _check_tables(_pivot_tables(claims) if tables is None else tables),
+        "figures": _claim_figures(claims),
+        "regression": None if regression is None else _jsonable(regression),
     }
 
 
@@ -417,33 +435,54 @@ def _verdict_line(summary: Mapping) -> str:
 
 
 def _changes_line(summary: Mapping) -> str:
-    changes = summary.get("changes")
-    if changes is None:
-        return "no findings baseline compared"
-    return f"{changes['changed']} changed, {changes['added']} added, {changes['removed']} removed"
+    return summary.get("regression") or "no findings baseline compared"
 
 
-def _change_text(entry: object) -> str:
-    if isinstance(entry, Mapping):
-        if entry.get("message"):
-            return str(entry["message"])
-        label = _label(entry) if "claim_id" in entry else str(entry.get("instance_id", entry))
-        if "before" in entry or "after" in entry:
-            return f"{label}: {entry.get('before', DASH)} → {entry.get('after', DASH)}"
-        return label
-    return str(entry)
+def _power_line(summary: Mapping) -> str:
+    share = summary.get("powered_share")
+    if share is None:
+        return "no asserted tested instance"
+    return (f"{summary['powered']} of {summary['asserted_tested']} asserted instances ({share:.0%}) reach power 0.8 "
+            f"at their effect of interest; {summary['underpowered']} underpowered, {summary['cannot_decide']} cannot "
+            f"decide, {summary['fragile']} fragile, {summary['not_asserted']} reported only")
 
 
-def _design_warning(record: Mapping) -> str | None:
-    design = record.get("design")
-    if not isinstance(design, Mapping) or design.get("can_reach_alpha") is not False:
-        return None
-    parts = [str(design.get("message") or "this design cannot reach p < α whatever the data")]
-    if design.get("min_p") is not None:
-        parts.append(f"smallest attainable p = {format_p(design['min_p'])}")
-    if design.get("power") is not None:
-        parts.append(f"power = {format_number(design['power'], 3)}")
-    return "; ".join(parts)
+def _labels(record: Mapping) -> list[str]:
+    """Warnings a reader must see beside the verdict."""
+    out = []
+    if not record.get("asserted", True):
+        out.append("not asserted: " + (record.get("not_asserted_reason") or "reported only"))
+    if record.get("cannot_decide"):
+        out.append("cannot decide")
+    elif record.get("underpowered"):
+        out.append("underpowered")
+    if record.get("fragile"):
+        out.append("fragile")
+    if record.get("conditional_on"):
+        out.append(f"conditional on {record['conditional_on']}")
+    return out
+
+
+def _decision(record: Mapping) -> str:
+    """The p that decided the verdict (adjusted; both when inconclusive)."""
+    by = record.get("decided_by")
+    if by == "support":
+        return f"support p_adj = {format_p(record.get('p_adjusted'))}"
+    if by == "refute":
+        return f"refute p_adj = {format_p(record.get('p_refute_adjusted'))}"
+    if record.get("p_adjusted") is None and record.get("p_refute_adjusted") is None:
+        return record.get("form") or DASH
+    return (f"support p_adj = {format_p(record.get('p_adjusted'))}; "
+            f"refute p_adj = {format_p(record.get('p_refute_adjusted'))}")
+
+
+def _power_text(record: Mapping) -> str:
+    if record.get("power") is None:
+        return DASH
+    mde = record.get("mde")
+    eoi = record.get("effect_of_interest")
+    return (f"{format_number(record['power'], 2)} at {format_number(eoi, 3)}; MDE {format_number(mde, 3)}"
+            if eoi is not None else f"{format_number(record['power'], 2)}")
 
 
 def _title(doc: Mapping) -> str:
@@ -470,9 +509,14 @@ def _environment_rows(run: Mapping) -> list[tuple[str, str]]:
         ("artifacts built / loaded",
          f"{format_number(artifacts.get('built'))} / {format_number(artifacts.get('loaded'))}"),
     ]
-    known = {"profile", "profile_hash", "seeds", "device", "wall_time_s", "artifacts", "environment"}
+    known = {"profile", "profile_hash", "seeds", "device", "wall_time_s", "artifacts", "environment", "baseline",
+             "deviations"}
     rows += [(str(k), format_number(v)) for k, v in run.items() if k not in known]
     rows += [(str(k), format_number(v)) for k, v in (run.get("environment") or {}).items()]
+    baseline = run.get("baseline")
+    if isinstance(baseline, Mapping):
+        rows.append(("baseline", f"{format_number(baseline.get('path'))}, recorded {format_number(baseline.get('recorded'))}"))
+        rows.append(("baseline environment differs", "; ".join(baseline.get("differences") or []) or "no"))
     return rows
 
 
@@ -498,15 +542,27 @@ def _verdict_md(verdict: str) -> str:
     return f"{_VERDICT_MARK.get(verdict, '')} {verdict}".strip()
 
 
-_CLAIM_COLUMNS = ("Instance", "Verdict", "Paper", "Ours", "Test", "p", "p (adj.)", "Effect [CI]", "n")
+_CLAIM_COLUMNS = ("Instance", "Verdict", "Form", "Deciding p", "Effect [CI]", "Units", "Power / MDE", "Stability",
+                  "Baseline")
 
 
-def _claim_row(record: Mapping) -> list[str]:
+def _regression_text(record: Mapping, regression: Mapping | None) -> str:
+    if not regression:
+        return DASH
+    entry = (regression.get("instances") or {}).get(record["instance_id"])
+    if not entry:
+        return DASH
+    status = entry.get("status", DASH)
+    return f"{status} (FAILS)" if entry.get("failed") else status
+
+
+def _claim_row(record: Mapping, regression: Mapping | None = None) -> list[str]:
+    verdict = _verdict_md(record["verdict"]) + "".join(f" *{x}*" for x in _labels(record))
+    units = (record.get("n") or {}).get("units") if isinstance(record.get("n"), Mapping) else record.get("n")
     return [
-        _label(record), _verdict_md(record["verdict"]), format_number(record.get("paper_value")),
-        format_number(record.get("ours_value")), format_number(record.get("test")),
-        format_p(record.get("p_value")), format_p(record.get("p_adjusted")),
-        _format_effect(record), format_number(record.get("n")),
+        _label(record), verdict, format_number(record.get("form")), _decision(record),
+        _format_effect(record, with_name=False), format_number(units), _power_text(record),
+        format_number(record.get("stability"), 2), _regression_text(record, regression),
     ]
 
 
@@ -515,7 +571,8 @@ def render_markdown(doc: Mapping) -> str:
     summary = doc["summary"]
     run = doc.get("run", {})
     out = [f"# {_title(doc)}", ""]
-    out += [f"**Verdicts:** {_verdict_line(summary)}  ", f"**Since baseline:** {_changes_line(summary)}", ""]
+    out += [f"**Verdicts:** {_verdict_line(summary)}  ", f"**Power:** {_power_line(summary)}  ",
+            f"**Since baseline:** {_changes_line(summary)}", ""]
 
     out += ["## Summary", ""]
     rows = [[f"{paper} — {PAPERS.get(paper, paper)}" if paper in PAPERS else paper]
@@ -524,20 +581,21 @@ def render_markdown(doc: Mapping) -> str:
     rows.append(["**all**"] + [summary["verdicts"][v] for v in VERDICTS] + [summary["total"]])
     out += _md_table(["Paper", *VERDICTS, "total"], rows) + [""]
 
-    changes = doc.get("changes")
-    if changes is not None:
-        out += ["## Changes since the findings baseline", ""]
-        if not any(changes.values()):
-            out += ["No verdict changed; no claim instance added or removed.", ""]
-        for key in ("changed", "added", "removed"):
-            if changes.get(key):
-                out += [f"**{key.capitalize()}:**", ""] + [f"- {_change_text(e)}" for e in changes[key]] + [""]
+    regression = doc.get("regression")
+    out += ["## Findings regression", ""] + _regression_lines(doc) + [""]
 
+    figures = doc.get("figures") or {}
     for paper, records in _claims_by_paper(doc).items():
         out += [f"## {paper} — {PAPERS.get(paper, paper)}", ""]
-        out += _md_table(_CLAIM_COLUMNS, (_claim_row(r) for r in records)) + [""]
-        for record in records:
-            out += _md_claim_section(record)
+        out += _md_table(_CLAIM_COLUMNS, (_claim_row(r, regression) for r in records)) + [""]
+        for claim_id, instances in _by_claim(records).items():
+            out += [f"### {claim_id}", ""]
+            if instances[0].get("sentence"):
+                out += [f"> {' '.join(str(instances[0]['sentence']).split())}", ""]
+            for path in figures.get(claim_id, []):
+                out += [f"![{claim_id}]({_md_link(path)})", ""]
+            for record in instances:
+                out += _md_claim_section(record)
 
     if doc.get("tables"):
         out += ["## Tables", ""]
@@ -546,45 +604,78 @@ def render_markdown(doc: Mapping) -> str:
             if table.get("note"):
                 out += [f"*{table['note']}*", ""]
 
-    if doc.get("figures"):
-        out += ["## Figures", ""]
-        for figure in doc["figures"]:
-            out += [f"### {figure['title']}", "", f"![{figure['title']}]({_md_link(figure['path'])})", ""]
-
+    out += ["## Declared deviations from the papers", ""]
+    out += _md_table(["Claims", "Setting", "Paper", "Ours", "Why"],
+                     [[d.get("claims"), d.get("setting"), d.get("paper"), d.get("ours"), d.get("why") or DASH]
+                      for d in run.get("deviations") or []]) + [""]
     out += ["## Environment", ""]
     out += _md_table(["", ""], _environment_rows(run)) + [""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 
-def _md_claim_section(record: Mapping) -> list[str]:
-    details = record.get("details") or {}
-    out = [f"### {_label(record)}", ""]
-    if details.get("sentence"):
-        out += [f"> {' '.join(str(details['sentence']).split())}", ""]
+def _by_claim(records: Sequence[Mapping]) -> dict[str, list[Mapping]]:
+    out: dict[str, list[Mapping]] = {}
+    for r in records:
+        out.setdefault(r["claim_id"], []).append(r)
+    return out
+
+
+def _regression_lines(doc: Mapping) -> list[str]:
+    regression = doc.get("regression")
+    if not regression:
+        return ["No findings baseline was compared."]
+    lines = [str(regression.get("summary"))]
+    for diff in regression.get("environment_differences") or []:
+        lines.append(f"- baseline recorded under another environment: {diff}")
+    for iid, entry in sorted((regression.get("instances") or {}).items()):
+        if entry.get("status") not in ("unchanged", None):
+            lines.append(f"- {'**FAILS** ' if entry.get('failed') else ''}{entry.get('line') or iid}")
+    return lines
+
+
+_PART_COLUMNS = ("Part", "Form", "p support", "p refute", "Effect [CI]", "Effect of interest", "Decided")
+
+
+def _part_rows(record: Mapping) -> list[list[str]]:
+    return [[p.get("name"), p.get("form"), format_p(p.get("p_support")), format_p(p.get("p_refute")),
+             _format_effect(p, with_name=False), format_number(p.get("effect_of_interest"), 3),
+             "◀" if p.get("decided") else ""] for p in record.get("parts") or []]
+
+
+def _instance_items(record: Mapping) -> list[tuple[str, str]]:
+    """(label, text) pairs describing one instance, shared by the Markdown and HTML views."""
+    items = [("Verdict", record["verdict"] + "".join(f"; {x}" for x in _labels(record)))]
     params = _format_params(record.get("params"))
-    items = [
-        f"**Verdict:** {_verdict_md(record['verdict'])}"
-        + ("" if record.get("asserted", True) else " (reported, not asserted)"),
-    ]
     if params:
-        items.append(f"**Parameters:** {params}")
+        items.append(("Parameters", params))
     items += [
-        f"**Paper:** {format_number(record.get('paper_value'))} · **Ours:** {format_number(record.get('ours_value'))}",
-        f"**Test:** {format_number(record.get('test'))}; statistic = {format_number(record.get('statistic'))}",
-        f"**p:** {format_p(record.get('p_value'))} (adjusted {format_p(record.get('p_adjusted'))})",
+        ("Paper", format_number(record.get("paper_value"))),
+        ("Ours", format_number(record.get("ours_value"))),
+        ("Unit", format_number(record.get("unit") or DASH) + f" (n = {format_number(record.get('n'))})"),
+        ("Test", format_number(record.get("test"))),
+        ("Decided by", _decision(record) + f" at α = {format_number(record.get('alpha'))}"),
+        ("p raw (support / refute)", f"{format_p(record.get('p_value'))} / {format_p(record.get('p_refute'))}"),
+        ("Effect", _format_effect(record)),
     ]
-    if record.get("p_refute") is not None or record.get("p_refute_adjusted") is not None:
-        items.append(f"**p (opposite direction):** {format_p(record.get('p_refute'))} "
-                     f"(adjusted {format_p(record.get('p_refute_adjusted'))})")
-    items += [f"**Effect:** {_format_effect(record)}", f"**n:** {format_number(record.get('n'))}"]
-    items += [f"*Note:* {note}" for note in record.get("notes") or []]
-    out += [f"- {item}" for item in items] + [""]
-    warning = _design_warning(record)
-    if warning:
-        out += [f"> ⚠️ **Design cannot reach α:** {warning}", ""]
-    for path in record.get("figures") or []:
-        alt = _label(record).replace("[", "\\[").replace("]", "\\]")
-        out += [f"![{alt}]({_md_link(path)})", ""]
+    if record.get("power") is not None:
+        detail = record.get("power_detail") or {}
+        items.append(("Power", f"{format_number(record['power'], 3)} at the effect of interest "
+                               f"{format_number(record.get('effect_of_interest'), 3)} (level {format_number(detail.get('level'), 3)}, "
+                               f"{format_number(detail.get('simulations'))} simulations); minimum detectable effect "
+                               f"at 80 %: {format_number(record.get('mde'), 3)}"))
+    if record.get("stability") is not None:
+        items.append(("Stability", f"{format_number(record['stability'], 3)} of unit resamples give the same verdict"))
+    for d in record.get("deviations") or []:
+        items.append(("Deviation", str(d)))
+    items += [("Note", str(n)) for n in record.get("notes") or []]
+    return items
+
+
+def _md_claim_section(record: Mapping) -> list[str]:
+    out = [f"#### {_label(record)}", ""]
+    out += [f"- **{k}:** {v}" for k, v in _instance_items(record)] + [""]
+    if len(record.get("parts") or []) > 1:
+        out += _md_table(_PART_COLUMNS, _part_rows(record)) + [""]
     return out
 
 
@@ -607,7 +698,8 @@ blockquote{margin:.4rem 0;padding:.2rem .8rem;border-left:4px solid #d0d7de;colo
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #d0d7de}
 figcaption{font-size:.85rem;color:#57606a}
 .missing{color:#cf222e}.note{font-style:italic;color:#57606a}code{font-size:.85rem}
-#verdicts td:first-child{white-space:nowrap}.diff td.changed{background:#ffebe9}.diff td.moved{background:#fff8c5}
+#verdicts table{font-size:.8rem}#verdicts td{word-break:break-word}
+.label{display:inline-block;font-size:.72rem;background:#fff8c5;border:1px solid #d4a72c;border-radius:.6rem;padding:0 .35rem}.diff td.changed{background:#ffebe9}.diff td.moved{background:#fff8c5}
 """
 
 # Optional self-check, run on load: did every figure decode, did anything on
@@ -677,36 +769,13 @@ def _html_figure(base_dir: Path, path: str, caption: str) -> str:
             f"<figcaption>{_e(caption)} (<code>{_e(path)}</code>)</figcaption></figure>")
 
 
-def _html_claim(record: Mapping, base_dir: Path) -> str:
-    details = record.get("details") or {}
-    parts = [f'<article class="claim" id="{_anchor(_label(record))}"><h3>{_e(_label(record))} '
-             f"{_verdict_html(record['verdict'])}</h3>"]
-    if details.get("sentence"):
-        parts.append(f"<blockquote>{_e(details['sentence'])}</blockquote>")
-    rows = [("Verdict", _e(record["verdict"]) + ("" if record.get("asserted", True)
-                                                 else " (reported, not asserted)"))]
-    params = _format_params(record.get("params"))
-    if params:
-        rows.append(("Parameters", _e(params)))
-    rows += [
-        ("Paper's number", _e(record.get("paper_value"))),
-        ("Ours", _e(record.get("ours_value"))),
-        ("Test", _e(record.get("test"))),
-        ("Statistic", _e(record.get("statistic"))),
-        ("p (raw / adjusted)", f"{_e(format_p(record.get('p_value')))} / {_e(format_p(record.get('p_adjusted')))}"),
-    ]
-    if record.get("p_refute") is not None or record.get("p_refute_adjusted") is not None:
-        rows.append(("p, opposite direction", f"{_e(format_p(record.get('p_refute')))} / "
-                                               f"{_e(format_p(record.get('p_refute_adjusted')))}"))
-    rows += [("Effect", _e(_format_effect(record))), ("n", _e(record.get("n")))]
-    parts.append("<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>")
-    warning = _design_warning(record)
-    if warning:
-        parts.append(f'<div class="warning">⚠️ <strong>Design cannot reach α:</strong> {_e(warning)}</div>')
-    for note in record.get("notes") or []:
-        parts.append(f'<p class="note">Note: {_e(note)}</p>')
-    for path in record.get("figures") or []:
-        parts.append(_html_figure(base_dir, path, _label(record)))
+def _html_claim(record: Mapping) -> str:
+    labels = "".join(f' <span class="label">{_e(x)}</span>' for x in _labels(record))
+    parts = [f'<article class="claim" id="{_anchor(_label(record))}"><h4>{_e(_label(record))} '
+             f"{_verdict_html(record['verdict'])}{labels}</h4>"]
+    parts.append("<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _instance_items(record)) + "</dl>")
+    if len(record.get("parts") or []) > 1:
+        parts.append(_html_table(_PART_COLUMNS, _part_rows(record)))
     parts.append("</article>")
     return "".join(parts)
 
@@ -739,6 +808,7 @@ def render_html(doc: Mapping, base_dir: str | Path) -> str:
     body = [f"<header><h1>{_e(_title(doc))}</h1>"]
     counts = "".join(f"<span>{_verdict_html(v)} {summary['verdicts'].get(v, 0)}</span>" for v in VERDICTS)
     body.append(f'<p class="counts">{counts} of {summary["total"]} claim instances</p>')
+    body.append(f"<p><strong>Power:</strong> {_e(_power_line(summary))}</p>")
     body.append(f"<p><strong>Since baseline:</strong> {_e(_changes_line(summary))}</p></header>")
 
     body.append('<section id="summary"><h2>Summary</h2>')
@@ -746,29 +816,32 @@ def render_html(doc: Mapping, base_dir: str | Path) -> str:
             + [_e(c[v]) for v in VERDICTS] + [_e(c["total"])] for paper, c in summary["per_paper"].items()]
     rows.append(["<strong>all</strong>"] + [_e(summary["verdicts"][v]) for v in VERDICTS] + [_e(summary["total"])])
     body.append(_html_table(["Paper", *VERDICTS, "total"], rows, raw=True))
-    changes = doc.get("changes")
-    if changes is not None:
-        body.append("<h3>Changes since the findings baseline</h3>")
-        if not any(changes.values()):
-            body.append("<p>No verdict changed; no claim instance added or removed.</p>")
-        for key in ("changed", "added", "removed"):
-            if changes.get(key):
-                items = "".join(f"<li>{_e(_change_text(e))}</li>" for e in changes[key])
-                body.append(f"<p><strong>{key.capitalize()}:</strong></p><ul>{items}</ul>")
+    lines = _regression_lines(doc)
+    body.append(f"<h3>Findings regression</h3><p>{_e(lines[0])}</p>")
+    if len(lines) > 1:
+        body.append("<ul>" + "".join(f"<li>{_e(line[2:])}</li>" for line in lines[1:]) + "</ul>")
     body.append("</section>")
 
+    regression = doc.get("regression")
     body.append('<section id="verdicts"><h2>Verdicts</h2>')
     rows = []
     for record in doc.get("claims", []):
-        cells = [_e(c) for c in _claim_row(record)]
+        cells = [_e(c) for c in _claim_row(record, regression)]
         cells[0] = f'<a href="#{_anchor(_label(record))}">{cells[0]}</a>'
-        cells[1] = _verdict_html(record["verdict"])
+        cells[1] = _verdict_html(record["verdict"]) + "".join(f'<br><span class="label">{_e(x)}</span>'
+                                                              for x in _labels(record))
         rows.append(cells)
     body.append(_html_table(_CLAIM_COLUMNS, rows, raw=True) + "</section>")
 
+    figures = doc.get("figures") or {}
     for paper, records in _claims_by_paper(doc).items():
         body.append(f'<section id="paper-{_e(paper)}"><h2>{_e(paper)} — {_e(PAPERS.get(paper, paper))}</h2>')
-        body += [_html_claim(record, base_dir) for record in records]
+        for claim_id, instances in _by_claim(records).items():
+            body.append(f"<h3>{_e(claim_id)}</h3>")
+            if instances[0].get("sentence"):
+                body.append(f"<blockquote>{_e(instances[0]['sentence'])}</blockquote>")
+            body += [_html_figure(base_dir, path, claim_id) for path in figures.get(claim_id, [])]
+            body += [_html_claim(record) for record in instances]
         body.append("</section>")
 
     if doc.get("tables"):
@@ -779,10 +852,10 @@ def render_html(doc: Mapping, base_dir: str | Path) -> str:
                 body.append(f'<p class="note">{_e(table["note"])}</p>')
         body.append("</section>")
 
-    if doc.get("figures"):
-        body.append('<section id="figures"><h2>Figures</h2>')
-        body += [_html_figure(base_dir, f["path"], f["title"]) for f in doc["figures"]]
-        body.append("</section>")
+    body.append('<section id="deviations"><h2>Declared deviations from the papers</h2>')
+    body.append(_html_table(["Claims", "Setting", "Paper", "Ours", "Why"],
+                            [[d.get("claims"), d.get("setting"), d.get("paper"), d.get("ours"), d.get("why") or DASH]
+                             for d in run.get("deviations") or []]) + "</section>")
 
     body.append('<section id="environment"><h2>Environment</h2>')
     body.append(_html_table(["", ""], _environment_rows(run)) + "</section>")
@@ -849,6 +922,95 @@ def write_report(doc: Mapping, out_dir: str | Path) -> dict[str, Path]:
     return paths
 
 
+def check_report_dir(path: str | Path, *, flag: str = "--report-dir", min_free_bytes: int = 20 * 2**20) -> None:
+    """Raise :class:`ReportError` unless ``path`` is (or can become) a writable directory with free space."""
+    path = Path(path)
+
+    def fail(problem: str) -> ReportError:
+        return ReportError(f"The report directory {flag} {path} is not usable: {problem}. Choose another {flag}.")
+
+    if path.exists() and not path.is_dir():
+        raise fail(f"{path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise fail(f"{existing} is a file, so {path} cannot be created")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise fail(f"{existing} is not writable ({exc.strerror or exc})") from None
+    free = shutil.disk_usage(existing).free
+    if free < min_free_bytes:
+        raise fail(f"only {free / 2**20:.0f} MiB free (at least {min_free_bytes / 2**20:.0f} MiB needed)")
+
+
+def _runs_dir(report_dir: Path) -> Path:
+    return report_dir.parent / f".{report_dir.name}-runs"
+
+
+def new_staging_dir(report_dir: str | Path) -> Path:
+    """A fresh directory (with ``figures/``) for this run's report, beside ``report_dir``; published later."""
+    report_dir = Path(report_dir)
+    runs = _runs_dir(report_dir)
+    runs.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=runs, prefix=f"{_time.strftime('%Y%m%dT%H%M%S')}-"))
+    os.chmod(staging, 0o777 & ~_umask())
+    (staging / "figures").mkdir()
+    return staging
+
+
+def _forest_plots(doc: dict, staging: Path) -> None:
+    """One forest plot per claim with an effect and interval, listed first among the claim's figures."""
+    from analysis.plots import plot_forest
+
+    for claim_id, instances in _by_claim(doc["claims"]).items():
+        rows = [{"label": r["instance_id"].removeprefix(claim_id), "effect": r.get("effect"), "ci": r.get("ci"),
+                 "ci_level": r.get("ci_level"), "scale": r.get("scale"), "reference": r.get("reference"),
+                 "margin": r.get("margin"), "verdict": r["verdict"], "asserted": r.get("asserted", True)}
+                for r in instances if _finite(r.get("effect")) is not None]
+        if not rows:
+            continue
+        rel = f"figures/forest_{re.sub(r'[^A-Za-z0-9]+', '_', claim_id)}.png"
+        plot_forest(rows, staging / rel, f"{claim_id}: deciding effect per instance")
+        os.chmod(staging / rel, 0o666 & ~_umask())
+        doc["figures"][claim_id] = [rel, *[f for f in doc["figures"].get(claim_id, []) if f != rel]]
+
+
+def publish_report(doc: Mapping, staging_dir: str | Path | None, report_dir: str | Path) -> dict[str, Path]:
+    """Write the report into its staging directory, then swap it in as ``report_dir`` in one step.
+
+    ``report_dir`` becomes a symbolic link to the run's directory (under
+    ``.<name>-runs/`` beside it), replaced atomically with ``os.replace``, so a
+    reader sees the previous report or this one, never parts of both. The
+    previous run's directory is kept; older ones are removed. A failure
+    (e.g. a full disk) leaves the previous report as it was.
+    """
+    report_dir = Path(report_dir)
+    staging = Path(staging_dir) if staging_dir is not None else new_staging_dir(report_dir)
+    doc = json.loads(_dump_json(doc))
+    try:
+        _forest_plots(doc, staging)
+        write_report(doc, staging)
+        if report_dir.exists() and not report_dir.is_symlink():  # an old-style real directory: move it aside
+            os.replace(report_dir, _runs_dir(report_dir) / f"legacy-{_time.strftime('%Y%m%dT%H%M%S')}")
+        link = report_dir.parent / f".{report_dir.name}.link-{os.getpid()}"
+        link.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(staging, report_dir.parent), link)
+        previous = report_dir.resolve() if report_dir.is_symlink() else None
+        os.replace(link, report_dir)
+    except OSError as exc:
+        raise ReportError(f"Could not publish the report to {report_dir}: {exc}. The previous report is unchanged; "
+                          f"this run's files are in {staging}.") from exc
+    keep = {staging.resolve(), previous}
+    for old in sorted(_runs_dir(report_dir).iterdir(), reverse=True):
+        if old.resolve() not in keep and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+    return {"json": report_dir / "claims.json", "markdown": report_dir / "claims.md", "html": report_dir / "index.html"}
+
+
 def _check_document(doc: object, source: Path | str) -> None:
     if not isinstance(doc, Mapping):
         raise ReportSchemaError(f"{source}: not a claims report (expected a JSON object, got {type(doc).__name__}).")
@@ -862,6 +1024,12 @@ def _check_document(doc: object, source: Path | str) -> None:
     for key in ("run", "summary", "claims"):
         if key not in doc:
             raise ReportSchemaError(f"{source}: schema version {version} report lacks the {key!r} key.")
+    for key in ("run", "summary"):
+        if not isinstance(doc[key], Mapping):
+            raise ReportSchemaError(f"{source}: {key!r} must be an object, not {type(doc[key]).__name__}.")
+    for key in ("total", "verdicts", "per_paper"):
+        if key not in doc["summary"]:
+            raise ReportSchemaError(f"{source}: 'summary' lacks the {key!r} key.")
     if not isinstance(doc["claims"], list):
         raise ReportSchemaError(f"{source}: 'claims' must be a list.")
     for i, record in enumerate(doc["claims"]):

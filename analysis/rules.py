@@ -162,6 +162,7 @@ class Outcome:
     reference: float | None = None
     margin: tuple[float | None, float | None] | None = None
     effect_of_interest: float | None = None
+    effect_bound: float | None = None  # the largest effect the scale allows (|τ| ≤ 1): an MDE beyond it is none
     statistic: float = float("nan")
     estimate: float = float("nan")
     se: float = float("nan")
@@ -307,6 +308,7 @@ class Trend(Directional):
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         out = super().evaluate(data, alpha)
         word = "rising" if self.alternative == "greater" else "falling"
+        out.effect_bound = 1.0 if self.scale == "Kendall tau" else None
         out.test = (f"per-unit {self.effect_name or self.column} over the levels, one-sided one-sample t-test "
                     f"across units ({word}; δ = {self.delta:g})")
         return out

@@ -199,8 +199,9 @@ def quantization_preserves_function_best(case, world):
         paper_value={_COLUMN[q]: _paper(exp.exp, "fp16" if q in ("fp16", "bf16") else q) for q in schemes},
         ours_value={_COLUMN[q]: float(np.mean(data[f"{q} accuracy deviation"])) for q in schemes},
         notes=["paper_value / ours_value: relative accuracy deviation of the quantized base (%). Quantized: "
-               "fp16 = every weight and activation rounded to float16; int8 = per-channel int8 weights and "
-               "calibrated int8 activations (a declared variant of the paper's weight-only int8)."],
+               + ("weights and calibrated layer inputs (a declared variant)" if world.settings.quant_activations
+                  else "weights only, as the paper's code (float16 weights; per-channel int8 weights, float "
+                       "activations)") + "."],
         details={"table_rows": rows})
 
 

@@ -1,13 +1,17 @@
 """Post-training quantization, simulated on any device.
 
-* ``fp16`` / ``bf16``: every parameter and buffer is rounded to the format,
-  and the input of every conv/linear layer is rounded too, so the arithmetic
-  sees the values a half-precision model would (accumulation stays float32,
-  as on tensor cores).
+* ``fp16`` / ``bf16``: every parameter and buffer is rounded to the format;
+  with ``activations=True`` the input of every conv/linear layer is rounded
+  too, so the arithmetic sees the values a half-precision model would
+  (accumulation stays float32, as on tensor cores).
 * ``int8`` (and ``int4``): conv/linear weights are fake-quantized per output
-  channel, symmetric; layer inputs are fake-quantized per tensor with
-  symmetric ranges calibrated on a batch of training inputs. Uses torch's
-  maintained ``fake_quantize_*`` ops.
+  channel, symmetric; with ``activations=True`` layer inputs are
+  fake-quantized per tensor with symmetric ranges calibrated on a batch of
+  training inputs. Uses torch's maintained ``fake_quantize_*`` ops.
+
+Weights only (``activations=False``) is what the MW paper's code does
+(TensorFlow Lite float16 weights; dynamic-range int8: int8 weights, float
+activations); weights and activations is a declared variant.
 
 The quantized model is a float model whose values lie on the quantization
 grid plus activation hooks; :func:`attach_activation_quant` re-attaches the
@@ -93,14 +97,17 @@ def attach_activation_quant(model: nn.Module, scheme: str, act_ranges: dict[str,
 
 
 @torch.no_grad()
-def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = None) -> tuple[nn.Module, dict[str, float]]:
-    """Return a quantized deep copy of ``model`` and its activation ranges.
+def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = None,
+             activations: bool = True) -> tuple[nn.Module, dict[str, float]]:
+    """Return a quantized deep copy of ``model`` and its activation ranges (empty when weights only).
 
     Parameters
     ----------
     scheme : {'fp16', 'bf16', 'int8', 'int4'}
     calib_x : Tensor, optional
-        Calibration inputs for integer schemes (required for them).
+        Calibration inputs for integer schemes with ``activations`` (required then).
+    activations : bool
+        Also quantize every conv/linear layer's input (False: weights only).
     """
     check_choice("scheme", "quantize", scheme, SCHEMES)
     q = copy.deepcopy(model).eval()
@@ -110,12 +117,14 @@ def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = No
         for t in list(q.parameters()) + [b for b in q.buffers() if b.is_floating_point()]:
             t.copy_(t.to(dtype).to(t.dtype))
     else:
-        if calib_x is None:
-            from ._validation import invalid
+        if activations:
+            if calib_x is None:
+                from ._validation import invalid
 
-            raise invalid("calib_x", "quantize", f"a batch of calibration inputs for scheme {scheme!r}", None)
-        ranges = calibrate(q, calib_x)
+                raise invalid("calib_x", "quantize", f"a batch of calibration inputs for scheme {scheme!r}", None)
+            ranges = calibrate(q, calib_x)
         for _, m in _quant_layers(q):
             m.weight.copy_(fake_quant_weight(m.weight, BITS[scheme]))
-    attach_activation_quant(q, scheme, ranges)
+    if activations:
+        attach_activation_quant(q, scheme, ranges)
     return q, ranges

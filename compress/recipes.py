@@ -29,10 +29,11 @@ import torch
 from torch import nn
 
 from .data import InMemoryDataset, load_dataset
-from .distill import KDConfig
+from ._validation import check_choice
+from .distill import DISTILLERS, make_distiller
 from .models import create_model
 from .numerics import cpu_build
-from .pruning import l1_unstructured
+from .pruning import TARGETS, l1_unstructured
 from .masks import apply_masks
 from .quantize import attach_activation_quant, quantize
 from .structured import channel_masks, retained_fraction, rewind_to_init
@@ -95,32 +96,55 @@ def train_spec(
     )
 
 
-def distill_spec(teacher: Spec, *, seed: int, temperature: float, alpha: float, train: TrainConfig) -> Spec:
-    """Self-distillation: the teacher's architecture and *initial* weights, trained with KD from it."""
+def distill_spec(
+    teacher: Spec,
+    *,
+    seed: int,
+    train: TrainConfig,
+    distiller: str = "hinton",
+    distiller_params: Mapping | tuple = (),
+    student_arch: str | None = None,
+    student_overrides: Mapping | tuple | None = None,
+    init_seed: int | None = None,
+) -> Spec:
+    """A student trained with the strategy ``distiller`` (:data:`compress.distill.DISTILLERS`) from ``teacher``.
+
+    By default self-distillation as the MW paper runs it: the teacher's
+    architecture, starting from the teacher's *initial* weights (its
+    ``init_seed``). ``student_arch``/``student_overrides``/``init_seed`` make
+    the student another model (cross-architecture distillation); the data are
+    always the teacher's.
+    """
+    check_choice("distiller", "distill_spec", distiller, DISTILLERS)
     p = dict(teacher.params)
     return Spec.make(
         "distill",
         recipe=RECIPE_VERSION,
         parents=(teacher,),
-        arch=p["arch"],
+        arch=student_arch or p["arch"],
         dataset=p["dataset"],
         data_seed=p["data_seed"],
         data_options=p["data_options"],
-        overrides=p["overrides"],
-        init_seed=p["init_seed"],
+        overrides=p["overrides"] if student_overrides is None else _pairs(student_overrides),
+        init_seed=p["init_seed"] if init_seed is None else int(init_seed),
         seed=seed,
-        temperature=float(temperature),
-        alpha=float(alpha),
+        distiller=distiller,
+        distiller_params=_pairs(distiller_params),
         train=_pairs(train.as_dict()),
     )
 
 
-def prune_spec(parent: Spec, ratio: float, *, scope: str = "global") -> Spec:
-    return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured", ratio=float(ratio), scope=scope)
+def prune_spec(parent: Spec, *, sparsity: float, scope: str = "global", targets: str = "weights") -> Spec:
+    """Post-hoc global/layer-wise L1 unstructured pruning of ``sparsity`` of the ``targets`` (no fine-tuning)."""
+    check_choice("targets", "prune_spec", targets, TARGETS)
+    return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured",
+                     sparsity=float(sparsity), scope=scope, targets=targets)
 
 
-def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512) -> Spec:
-    return Spec.make("quantize", parents=(parent,), recipe=RECIPE_VERSION, scheme=scheme, calib_n=calib_n)
+def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512, activations: bool = True) -> Spec:
+    """Post-hoc quantization of ``parent``: weights, and the layers' inputs too when ``activations``."""
+    return Spec.make("quantize", parents=(parent,), recipe=RECIPE_VERSION, scheme=scheme, calib_n=calib_n,
+                     activations=bool(activations))
 
 
 def eval_spec(parent: Spec) -> Spec:
@@ -135,10 +159,12 @@ def channel_prune_spec(
                      scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
 
 
-def rewind_distill_spec(pruned: Spec, teacher: Spec, *, seed: int, temperature: float, alpha: float, train: TrainConfig) -> Spec:
+def rewind_distill_spec(pruned: Spec, teacher: Spec, *, seed: int, train: TrainConfig, distiller: str = "hinton",
+                        distiller_params: Mapping | tuple = ()) -> Spec:
     """The pruned architecture rewound to the teacher's initial weights and distilled from the teacher."""
-    return Spec.make("rewind_distill", parents=(pruned, teacher), recipe=RECIPE_VERSION, seed=seed, temperature=float(temperature),
-                     alpha=float(alpha), train=_pairs(train.as_dict()))
+    check_choice("distiller", "rewind_distill_spec", distiller, DISTILLERS)
+    return Spec.make("rewind_distill", parents=(pruned, teacher), recipe=RECIPE_VERSION, seed=seed,
+                     distiller=distiller, distiller_params=_pairs(distiller_params), train=_pairs(train.as_dict()))
 
 
 def _root_model_spec(spec: Spec) -> Spec:
@@ -162,7 +188,10 @@ def label(spec: Spec) -> str:
         return f"rewind-distill {spec.parents[0].param('retained_fraction'):.0%} of {label(spec.parents[1])}"
     if spec.kind in ("train", "distill"):
         text = f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
-        return text + (f" α={p['alpha']} T={p['temperature']}" if spec.kind == "distill" else "")
+        if spec.kind == "distill":
+            kd = dict(p["distiller_params"])
+            text += f" {p['distiller']} w={kd.get('teacher_weight')} T={kd.get('temperature')}"
+        return text
     return f"{spec.kind} {' '.join(f'{k}={v}' for k, v in p.items())} of {label(spec.parents[0])}"
 
 
@@ -229,7 +258,7 @@ def make_builders(ws: Workspace) -> dict:
         kwargs = {}
         if spec.kind == "distill":
             teacher = model_from_payload(parents[0], data.device)
-            kwargs = {"teacher": teacher, "kd": KDConfig(temperature=p["temperature"], alpha=p["alpha"])}
+            kwargs = {"teacher": teacher, "kd": make_distiller(p["distiller"], **dict(p["distiller_params"]))}
         res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], describe=label(spec), **kwargs)
         acc = accuracy(predict(model, data.x_test), data.y_test)
         return _payload(model, meta, metrics={"test_acc": acc, "train_seconds": res.seconds, "losses": res.losses})
@@ -237,7 +266,7 @@ def make_builders(ws: Workspace) -> dict:
     def build_prune(spec: Spec, parents: list, ctx) -> dict:
         data = ws.dataset(spec)
         model = model_from_payload(parents[0], data.device)
-        masks = l1_unstructured(model, spec.param("ratio"), scope=spec.param("scope"))
+        masks = l1_unstructured(model, spec.param("sparsity"), scope=spec.param("scope"), targets=spec.param("targets"))
         acc = accuracy(predict(model, data.x_test), data.y_test)
         kept = sum(int(m.sum()) for m in masks.values())
         total = sum(m.numel() for m in masks.values())
@@ -248,9 +277,11 @@ def make_builders(ws: Workspace) -> dict:
         model = model_from_payload(parents[0], data.device)
         g = torch.Generator().manual_seed(0)
         calib = data.x_train[torch.randperm(data.n_train, generator=g)[: spec.param("calib_n")].to(data.device)]
-        q, ranges = quantize(model, spec.param("scheme"), calib_x=calib)
+        activations = spec.param("activations", True)
+        q, ranges = quantize(model, spec.param("scheme"), calib_x=calib, activations=activations)
         acc = accuracy(predict(q, data.x_test), data.y_test)
-        return _payload(q, parents[0], quant={"scheme": spec.param("scheme"), "act_ranges": ranges}, metrics={"test_acc": acc})
+        quant = {"scheme": spec.param("scheme"), "act_ranges": ranges} if activations else None
+        return _payload(q, parents[0], quant=quant, metrics={"test_acc": acc})
 
     def build_eval(spec: Spec, parents: list, ctx) -> dict:
         data = ws.dataset(spec)
@@ -291,7 +322,7 @@ def make_builders(ws: Workspace) -> dict:
         teacher = model_from_payload(teacher_payload, data.device)
         cfg = TrainConfig(**dict(p["train"]))
         res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, teacher=teacher,
-                    kd=KDConfig(temperature=p["temperature"], alpha=p["alpha"]), describe=label(spec))
+                    kd=make_distiller(p["distiller"], **dict(p["distiller_params"])), describe=label(spec))
         acc = accuracy(predict(model, data.x_test), data.y_test)
         return _payload(model, pruned, masks=dict(pruned["masks"]),
                         metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),

@@ -42,7 +42,9 @@ import math
 import os
 import random
 import secrets
+import shutil
 import struct
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -55,7 +57,8 @@ import torch
 
 from ._validation import InvalidParameterError, invalid
 
-__all__ = ["STORE_FORMAT_VERSION", "ArtifactStore", "ArtifactWarning", "BuildContext", "Spec"]
+__all__ = ["STORE_FORMAT_VERSION", "ArtifactStore", "ArtifactWarning", "BuildContext", "Spec", "StoreError",
+           "check_store_root"]
 
 #: Bump when the on-disk format or the meaning of a spec changes; part of every key.
 STORE_FORMAT_VERSION = 1
@@ -78,6 +81,40 @@ Builder = Callable[["Spec", list[Any], "BuildContext"], Any]
 
 class ArtifactWarning(UserWarning):
     """A stored artifact was unusable (truncated, corrupt, incompatible) and is rebuilt."""
+
+
+class StoreError(OSError):
+    """The store's directory cannot be used, or an artifact cannot be written; the message names both."""
+
+
+def check_store_root(path: str | os.PathLike[str], *, flag: str = "--artifact-dir",
+                     min_free_bytes: int = 100 * 2**20) -> None:
+    """Raise :class:`StoreError` unless ``path`` is (or can become) a writable directory with free space.
+
+    Checked by doing, not by mode bits: a probe file is created and removed
+    (root ignores mode bits; a read-only mount does not).
+    """
+    path = Path(path)
+
+    def fail(problem: str) -> StoreError:
+        return StoreError(f"The artifact store {flag} {path} is not usable: {problem}. Choose another {flag}.")
+
+    if path.exists() and not path.is_dir():
+        raise fail(f"{path} is a file, not a directory")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise fail(f"{existing} is a file, so {path} cannot be created")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise fail(f"{existing} is not writable ({exc.strerror or exc})") from None
+    free = shutil.disk_usage(existing).free
+    if free < min_free_bytes:
+        raise fail(f"only {free / 2**20:.0f} MiB free on its file system (at least {min_free_bytes / 2**20:.0f} MiB needed)")
 
 
 # --------------------------------------------------------------------------- specs
@@ -359,6 +396,7 @@ class ArtifactStore:
         *,
         memory_cache: bool = True,
         on_event: Callable[[str, Spec, float], None] | None = None,
+        environment: Mapping | None = None,
     ):
         if not isinstance(root, (str, os.PathLike)):
             raise invalid("root", "ArtifactStore", "a path", root)
@@ -375,8 +413,19 @@ class ArtifactStore:
         self._objects = self.root / "objects"
         self._locks_dir = self.root / "locks"
         self._log_path = self.root / "store.log"
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._locks_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._objects.mkdir(parents=True, exist_ok=True)
+            self._locks_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"The artifact store {self.root} cannot be created: {exc}.") from exc
+        if environment is None:
+            from .numerics import environment as current
+
+            environment = current("cpu")
+        self.environment = dict(environment)
+        #: One line per distinct way in which loaded artifacts' build environments differ from this one.
+        self.environment_notes: list[str] = []
+        self._foreign: dict[tuple, int] = {}
         self._cache: dict[str, Any] = {}
         self._valid_files: dict[str, tuple[int, int, int, int]] = {}
         self._locks: dict[str, filelock.FileLock] = {}
@@ -563,11 +612,15 @@ class ArtifactStore:
             "spec": spec.as_dict(),
             "created": _now(),
             "torch_version": torch.__version__,
+            "environment": self.environment,
             "payload_sha256": hashlib.sha256(data).hexdigest(),
             "payload_bytes": len(data),
         }
         header = json.dumps(metadata, sort_keys=True).encode("utf-8")
-        _write_atomic(path, [_MAGIC, _HEADER_LENGTH.pack(len(header)), header, data])
+        try:
+            _write_atomic(path, [_MAGIC, _HEADER_LENGTH.pack(len(header)), header, data])
+        except OSError as exc:  # e.g. a full disk: one clear error; _write_atomic left no temporary file
+            raise StoreError(f"Could not write artifact {spec.describe()} to the store {self.root}: {exc}.") from exc
         seconds = time.perf_counter() - start
         self._remember_valid(spec.key, path)
         if self.memory_cache:
@@ -590,7 +643,7 @@ class ArtifactStore:
         start = time.perf_counter()
         try:
             with open(path, "rb") as f:
-                reason, payload_bytes = _check_file(f, spec.key, keep_payload=load)
+                reason, payload_bytes, header = _check_file(f, spec.key, keep_payload=load)
         except FileNotFoundError:
             return _Inspection(_MISSING)
         except OSError as exc:
@@ -605,11 +658,27 @@ class ArtifactStore:
                 return _Inspection(f"unreadable payload: {type(exc).__name__}: {exc}")
         self._valid_files[spec.key] = _stat_id(st)
         if load:
+            self._note_environment(spec, header.get("environment"))
             if self.memory_cache:
                 self._cache[spec.key] = payload
             self._stats["loaded"] += 1
             self._record("loaded", spec, time.perf_counter() - start)
         return _Inspection(None, payload)
+
+    def _note_environment(self, spec: Spec, built_under: Mapping | None) -> None:
+        """Count artifacts built under another environment; say so once per distinct difference."""
+        from .numerics import differences
+
+        diff = tuple(differences(built_under, self.environment))
+        if not diff:
+            return
+        first = diff not in self._foreign
+        self._foreign[diff] = self._foreign.get(diff, 0) + 1
+        self.environment_notes = [f"{n} artifact{'s' if n != 1 else ''} loaded from {self.root} were built under "
+                                  f"another environment ({'; '.join(d)}): same spec, possibly other bytes."
+                                  for d, n in self._foreign.items()]
+        if first:
+            self._emit("environment", spec, 0.0)
 
     def _remember_valid(self, key: str, path: Path) -> None:
         try:
@@ -687,22 +756,22 @@ def _serialize(spec: Spec, payload: Any) -> tuple[bytes, Any]:
     return data, reloaded
 
 
-def _check_file(f: io.BufferedReader, key: str, *, keep_payload: bool) -> tuple[str | None, bytes | None]:
-    """``(None, payload bytes or None)`` for a valid artifact of ``key``, else ``(reason, None)``."""
+def _check_file(f: io.BufferedReader, key: str, *, keep_payload: bool) -> tuple[str | None, bytes | None, dict]:
+    """``(None, payload bytes or None, header)`` for a valid artifact of ``key``, else ``(reason, None, {})``."""
     magic = f.read(len(_MAGIC))
     if magic != _MAGIC:
         if len(magic) < len(_MAGIC):
-            return "truncated (no header)", None
-        return "not a store artifact (bad magic)", None
+            return "truncated (no header)", None, {}
+        return "not a store artifact (bad magic)", None, {}
     raw_length = f.read(_HEADER_LENGTH.size)
     if len(raw_length) < _HEADER_LENGTH.size:
-        return "truncated header", None
+        return "truncated header", None, {}
     (length,) = _HEADER_LENGTH.unpack(raw_length)
     if length > _MAX_HEADER_BYTES:
-        return f"corrupt header (length {length})", None
+        return f"corrupt header (length {length})", None, {}
     raw_header = f.read(length)
     if len(raw_header) < length:
-        return "truncated header", None
+        return "truncated header", None, {}
     try:
         header = json.loads(raw_header.decode("utf-8"))
         version = header["format_version"]
@@ -710,11 +779,11 @@ def _check_file(f: io.BufferedReader, key: str, *, keep_payload: bool) -> tuple[
         expected_sha = header["payload_sha256"]
         expected_bytes = int(header["payload_bytes"])
     except (ValueError, KeyError, TypeError) as exc:
-        return f"corrupt header ({type(exc).__name__}: {exc})", None
+        return f"corrupt header ({type(exc).__name__}: {exc})", None, {}
     if version != STORE_FORMAT_VERSION:
-        return f"format version {version!r}, this store reads version {STORE_FORMAT_VERSION}", None
+        return f"format version {version!r}, this store reads version {STORE_FORMAT_VERSION}", None, {}
     if stored_key != key:
-        return f"key mismatch: file holds {str(stored_key)[:12]}…, expected {key[:12]}…", None
+        return f"key mismatch: file holds {str(stored_key)[:12]}…, expected {key[:12]}…", None, {}
     digest = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
@@ -724,12 +793,12 @@ def _check_file(f: io.BufferedReader, key: str, *, keep_payload: bool) -> tuple[
         if keep_payload:
             chunks.append(chunk)
     if size < expected_bytes:
-        return f"truncated payload ({size} of {expected_bytes} bytes)", None
+        return f"truncated payload ({size} of {expected_bytes} bytes)", None, {}
     if size > expected_bytes:
-        return f"trailing bytes after payload ({size} bytes, expected {expected_bytes})", None
+        return f"trailing bytes after payload ({size} bytes, expected {expected_bytes})", None, {}
     if digest.hexdigest() != expected_sha:
-        return "checksum mismatch", None
-    return None, (b"".join(chunks) if keep_payload else None)
+        return "checksum mismatch", None, {}
+    return None, (b"".join(chunks) if keep_payload else None), header
 
 
 def _fsync_directory(directory: Path) -> None:

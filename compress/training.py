@@ -18,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import check_choice, invalid
-from .distill import KDConfig, hinton_kd_loss
+from .distill import Distiller, HintonKD, KDConfig
 from .masks import MaskHolder, MaskSet
 from .progress import Progress
 
 __all__ = ["TrainConfig", "TrainResult", "train", "predict", "accuracy", "OPTIMIZERS", "SCHEDULES", "AUGMENTS"]
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamax")
 SCHEDULES = ("cosine", "constant")
 AUGMENTS = ("none", "flip_crop")
 
@@ -42,7 +42,8 @@ class TrainConfig:
     lr : float
         Peak learning rate (per batch of ``batch_size``; not rescaled).
     momentum, weight_decay, nesterov : SGD settings (weight decay also for Adam, decoupled: AdamW).
-    optimizer : {'sgd', 'adam'}
+    optimizer : {'sgd', 'adam', 'adamax'}
+        ``adam`` is AdamW (decoupled weight decay); ``adamax`` as the MW paper's code trains its students.
     schedule : {'cosine', 'constant'}
         Cosine decays per step to 0 after a linear warm-up of ``warmup_epochs``.
     augment : {'none', 'flip_crop'}
@@ -96,6 +97,8 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
             nesterov=cfg.nesterov and cfg.momentum > 0,
         )
+    if cfg.optimizer == "adamax":
+        return torch.optim.Adamax(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -154,7 +157,7 @@ def train(
     *,
     seed: int,
     teacher: nn.Module | None = None,
-    kd: KDConfig | None = None,
+    kd: KDConfig | Distiller | None = None,
     masks: MaskSet | None = None,
     describe: str = "train",
     on_epoch: Callable[[int, float], None] | None = None,
@@ -164,7 +167,8 @@ def train(
     Parameters
     ----------
     teacher, kd : optional
-        Distil from ``teacher`` with :func:`~compress.distill.hinton_kd_loss`.
+        Distil from ``teacher`` with the strategy ``kd`` (a :class:`~compress.distill.Distiller`;
+        a :class:`~compress.distill.KDConfig` means Hinton KD with its settings).
         Without augmentation the teacher's logits are computed once for the
         whole training set (the teacher is frozen, so per-batch forwards would
         recompute the same numbers every epoch).
@@ -175,6 +179,7 @@ def train(
     """
     if (teacher is None) != (kd is None):
         raise invalid("kd", "train", "given together with 'teacher'", kd)
+    distiller = HintonKD(kd.temperature, kd.alpha) if isinstance(kd, KDConfig) else kd
     device = x.device
     cuda = device.type == "cuda"
     if cuda and config.channels_last:
@@ -217,7 +222,7 @@ def train(
                         else:
                             with torch.no_grad():
                                 t_out = teacher(xb)
-                        loss = hinton_kd_loss(out, t_out, yb, kd, label_smoothing=config.label_smoothing)
+                        loss = distiller.loss(out, t_out, yb, label_smoothing=config.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

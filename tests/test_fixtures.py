@@ -1,119 +1,133 @@
-"""The pytest glue's plain functions: claim families, world spec lists, report tables."""
+"""The pytest glue's plain functions: claim registry and families, the worlds' spec graphs, training health."""
 from __future__ import annotations
 
 import pytest
 
-from analysis.stats import Evidence, directional_test
-from fixtures.claims import CATALOGUE, Claim, case_id, claim, measure_family
-from fixtures.gc import gc_families, nanmean
-from fixtures.mw import mw_families
+from analysis.family import Measurement
+from analysis.rules import Directional
+from analysis.units import UnitTable
+from compress.recipes import eval_spec, label
+from compress.store import Spec
+from fixtures.claims import CATALOGUE, REGISTRY, Claim, case_id, claim, measure_family
+from fixtures.gc import gc_specs, gc_units
+from fixtures.mw import mw_experiments, mw_specs
 from fixtures.profile import load_profile
-from fixtures.report import pivot_tables
-from fixtures.worlds import WORLDS
+from fixtures.world import training_health
+
+
+class _World:
+    def __init__(self, values):
+        self.values = values
+
+    def health_notes(self):
+        return ["Training health: fine"]
 
 
 def _claim(measure) -> Claim:
-    c = Claim("MW-4", "sentence", world="w", cases=lambda p: [])
-    c.measure(measure)
-    return c
+    return Claim("MW-4", "sentence", "w", lambda p: [], measure)
 
 
-def test_family_is_holm_adjusted_and_keyed_by_instance_id():
-    strong = [5.0, 5.1, 4.9, 5.2, 5.0, 5.05]
-    weak = [0.1, -0.2, 0.3, 0.0, 0.2, -0.1]
+def _measure(case, world):
+    t = UnitTable("unit")
+    for i, v in enumerate(world.values[case["k"]]):
+        t.add(f"u{i}", models=[f"{case['k']}{i}"], x=v)
+    return Measurement(table=t, rule=Directional("d", "x", alternative="greater", delta=0.5), deviations=["own"])
 
-    def measure(case, world, family_size):
-        r = directional_test(strong if case["k"] == "a" else weak, None, alpha=0.05, family_size=family_size)
-        return Evidence.from_result("MW-4", case, r)
 
-    fam = measure_family(_claim(measure), [{"k": "a"}, {"k": "b"}], world=None, alpha=0.05)
+def test_family_is_decided_together_and_keyed_by_instance_id():
+    world = _World({"a": [1.0, 1.1, 0.9, 1.2, 1.05, 0.95], "b": [0.1, -0.2, 0.3, 0.0, 0.2, -0.1]})
+    profile = load_profile("smoke")
+    fam = measure_family(_claim(_measure), [{"k": "a"}, {"k": "b"}], world, profile)
     a, b = fam["MW-4[a]"], fam["MW-4[b]"]
     assert a.verdict == "supported" and b.verdict == "inconclusive"
-    assert a.p_adjusted >= a.p_value and b.p_adjusted >= b.p_value  # Holm never lowers a p-value
-    assert a.details["sentence"] == "sentence"
+    assert a.p_adjusted == pytest.approx(min(1.0, 2 * a.p_value))  # Holm over the family of two
+    assert a.sentence == "sentence" and a.power is not None and a.stability is not None
+    assert "Training health: fine" in a.notes
+    assert a.deviations[-1] == "own" and a.deviations[0].startswith("everything")  # profile's, then the claim's
 
 
 def test_a_failing_case_becomes_an_error_and_the_rest_still_run():
-    def measure(case, world, family_size):
+    def measure(case, world):
         if case["k"] == "bad":
             raise RuntimeError("boom")
-        return Evidence.from_result("MW-4", case, directional_test([1.0, 1.1, 0.9, 1.2], None))
+        return _measure(case, world)
 
-    fam = measure_family(_claim(measure), [{"k": "bad"}, {"k": "ok"}], world=None, alpha=0.05)
-    assert fam["MW-4[bad]"].verdict == "error" and "boom" in fam["MW-4[bad]"].notes[0]
+    fam = measure_family(_claim(measure), [{"k": "bad"}, {"k": "a"}], _World({"a": [1.0, 1.1, 0.9, 1.2]}),
+                         load_profile("smoke"))
+    assert fam["MW-4[bad]"].verdict == "error" and "RuntimeError: boom" in fam["MW-4[bad]"].notes[-1]
     assert "Traceback" in fam["MW-4[bad]"].details["traceback"]
-    assert fam["MW-4[ok]"].verdict == "supported"
+    assert fam["MW-4[a]"].verdict == "supported"
 
 
-def test_a_design_that_cannot_reach_alpha_is_not_asserted():
-    def measure(case, world, family_size):
-        return Evidence.from_result("MW-4", case, directional_test([1.0], None))  # one seed: no test possible
-
-    ev = measure_family(_claim(measure), [{"k": "a"}], world=None, alpha=0.05)["MW-4[a]"]
-    assert ev.asserted is False and ev.verdict == "inconclusive"
-    assert any("cannot reach" in n for n in ev.notes)
+def test_a_measure_that_returns_something_else_is_an_error():
+    fam = measure_family(_claim(lambda case, world: 3), [{"k": "a"}], _World({}), load_profile("smoke"))
+    assert fam["MW-4[a]"].verdict == "error" and "not a Measurement" in fam["MW-4[a]"].notes[-1]
 
 
-def test_claim_ids_come_from_the_catalogue():
+def test_claim_ids_come_from_the_catalogue_and_register_once():
     with pytest.raises(ValueError, match="not in the catalogue"):
         claim("XX-1", "s", world="w", cases=lambda p: [])
-    assert "MW-1" in CATALOGUE and "GC-6" in CATALOGUE and len(set(CATALOGUE)) == len(CATALOGUE)
+    assert {f"MW-{i}" for i in range(1, 10)} | {f"GC-{i}" for i in range(1, 7)} <= set(CATALOGUE)
+
+
+def test_every_mw_and_gc_claim_is_registered_with_a_documented_measurement():
+    import importlib.util
+
+    from fixtures.plugin import ROOT
+
+    for module in ("test_functional_perspective", "test_orthogonality"):
+        spec = importlib.util.spec_from_file_location(f"_claims_{module}", ROOT / "claims" / f"{module}.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    for cid in [f"MW-{i}" for i in range(1, 10)] + [f"GC-{i}" for i in range(1, 7)]:
+        c = REGISTRY[cid]
+        assert c.sentence and cid in c.doc  # the docstring names the claim, the paper's words and the test
+        assert c.cases(load_profile("ci")), cid
 
 
 def test_case_id_is_the_bracketed_instance_id():
-    assert case_id({"exp": "digits-lenet5", "α": 0.5}) == "digits-lenet5,α=0.5"
+    assert case_id({"exp": "digits-lenet5", "kd": "text", "w": 0.5}) == "digits-lenet5,text,w=0.5"
 
 
-def test_world_specs_follow_the_profile():
-    p = load_profile("smoke")
-    mw = mw_families(p)
-    fam = mw[0]
-    sec = p.section("mw")
-    assert len(fam.independents) == len(sec["independent_seeds"])
-    assert len(fam.students) == len(sec["kd_alphas"]) * len(sec["student_seeds"])
-    # students and same-init controls start from the base model's initial weights
-    base_init = fam.base.param("init_seed")
-    assert all(s.param("init_seed") == base_init for s in [*fam.students.values(), *fam.controls.values()])
-    assert all(s.parents == (fam.base,) for s in fam.students.values())
-    gc = gc_families(p)[0]
-    levels = p.section("gc")["retained_fractions"]
-    assert list(gc.pruned) == levels
-    # the hybrid tree: from each distilled level, every lower level
-    assert set(gc.mixed) == {(a, b) for i, a in enumerate(levels) for b in levels[i + 1:]}
-    assert gc.distilled[levels[-1]].parents == (gc.pruned[levels[-1]], gc.teacher)
-    registry = {"MW-1": Claim("MW-1", "s", "mw_world", cases=lambda p: [{}]),
-                "GC-1": Claim("GC-1", "s", "gc_world", cases=lambda p: [{}])}
-    keys = {s.key for s in WORLDS.specs_for(["MW-1", "GC-1"], p, registry)}
-    assert {s.key for s in fam.eval_specs()} <= keys
-    n_gc_models = len(gc_families(p)[0].model_specs()) * len(gc_families(p))
-    n_cka = len(levels) * len(p.section("gc")["seeds"])  # one layer_cka artifact per (seed, level)
-    assert len(keys) == len(fam.eval_specs()) + n_gc_models + n_cka
-    assert {s.key for s in WORLDS.specs_for(["MW-1"], p, registry)} == {s.key for s in fam.eval_specs()}
+# ---------------------------------------------------------------- the spec graphs
+def test_mw_units_own_their_models_and_follow_the_profile():
+    profile = load_profile("ci")
+    exps = {e.id: e for e in mw_experiments(profile)}
+    lenet, resnet, mobile = exps["digits-lenet5"], exps["digits-resnet18"], exps["digits-mobilenet_v1"]
+    assert len(lenet.units) == len(resnet.units) == 8 and len(mobile.units) == 5
+    assert set(lenet.kd_variants) == {"text", "code"} and resnet.kd_variants == ("text",)
+    seen: dict[str, str] = {}
+    for e in exps.values():
+        for u in e.units:
+            for m in u.models():
+                assert seen.setdefault(m.key, f"{e.id}/{u.id}") == f"{e.id}/{u.id}", label(m)  # no model in two units
+    u = lenet.units[0]
+    assert len(u.students) == 6 and set(u.controls) == {"text", "code"} and len(u.pruned) == 10
+    # students start from the base's initial weights, controls too (same init, labels only)
+    assert all(s.param("init_seed", None) in (None, u.base.param("init_seed")) for s in u.students.values())
+    assert mobile.units[0].independent is None and not mobile.units[0].students  # pruning-only role
 
 
-def test_pivot_tables_put_ours_beside_the_paper():
-    rows = [{"details": {"table_rows": [
-        {"table": "T", "row": "mnist-lenet5", "column": "16-bit", "ours": -0.1, "paper": -0.07},
-        {"table": "T", "row": "mnist-lenet5", "column": "8-bit", "ours": 0.2, "paper": None},
-    ]}}]
-    (t,) = pivot_tables(rows)
-    assert t["columns"] == ["experiment", "16-bit", "8-bit"]
-    assert t["rows"] == [["mnist-lenet5", "-0.10 (-0.07)", "+0.20 (—)"]]
+def test_gc_teachers_are_the_mw_bases_of_the_same_seeds():
+    profile = load_profile("ci")
+    bases = {u.base.key for e in mw_experiments(profile) if e.id == "digits-resnet18" for u in e.units}
+    units = gc_units(profile)
+    assert {u.teacher.key for u in units} <= bases  # one artifact, trained once
+    u = units[0]
+    assert len(u.pruned) == len(u.distilled) == 5 and len(u.mixed) == 10
+    specs = gc_specs(profile)
+    assert eval_spec(u.teacher) in specs and eval_spec(u.mixed[(0.9, 0.1)]) in specs
+    assert all(s.kind in ("eval", "layer_cka") for s in gc_specs(profile))
 
 
-def test_nanmean_is_nan_only_where_a_slice_is_empty():
-    import numpy as np
-
-    out = nanmean(np.array([[1.0, np.nan], [3.0, np.nan]]), axis=0)
-    assert out[0] == 2.0 and np.isnan(out[1])
+def test_mw_specs_are_evaluations_of_every_model():
+    profile = load_profile("smoke")
+    specs = mw_specs(profile)
+    assert specs and all(s.kind == "eval" for s in specs)
+    assert len(specs) == len({s.key for s in specs}) == sum(len(u.models()) for e in mw_experiments(profile) for u in e.units)
 
 
 def test_training_health_names_models_near_chance_only():
-    from compress.store import Spec
-    from fixtures.world import training_health
-
-    ok = Spec.make("train", arch="lenet5", dataset="digits", init_seed=0, seed=0)
-    bad = Spec.make("train", arch="lenet5", dataset="digits", init_seed=1, seed=1)
-    assert training_health({ok: 97.0}, 10) == []
-    (note,) = training_health({ok: 97.0, bad: 11.0}, 10)
-    assert "1 model(s) near chance" in note and "init 1 seed 1" in note and "init 0" not in note
+    a, b = Spec.make("train", arch="a", dataset="d", init_seed=0, seed=0), Spec.make("train", arch="b", dataset="d", init_seed=1, seed=1)
+    assert training_health({a: 95.0}, 10) == []
+    (note,) = training_health({a: 95.0, b: 11.0}, 10)
+    assert "1 model(s) near chance" in note

@@ -22,12 +22,17 @@ def built_files(tmp: Path) -> list[Path]:
     return list((tmp / "artifacts").rglob("*.pt"))
 
 
-def run_claims(tmp: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "claims", "-p", "no:cacheprovider", "-q",
+def run_claims(tmp: Path, *args: str, cwd: Path = ROOT, timeout: int = 900, env: dict | None = None,
+               claims: str = "claims") -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", claims, "-p", "no:cacheprovider", "-q",
            "--artifact-dir", str(tmp / "artifacts"), "--report-dir", str(tmp / "report"),
            "--findings", str(tmp / "findings.json"), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+def output(res: subprocess.CompletedProcess) -> str:
+    return res.stdout + res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -39,92 +44,158 @@ def smoke_run(tmp_path_factory):
     return tmp, cold, warm
 
 
-def test_smoke_profile_runs_every_claim_and_writes_the_report(smoke_run):
+def test_smoke_profile_runs_every_claim_and_publishes_the_report(smoke_run):
     tmp, cold, _ = smoke_run
-    assert cold.returncode == 0, cold.stdout[-3000:] + cold.stderr[-3000:]
+    assert cold.returncode == 0, output(cold)[-4000:]
     doc = json.loads((tmp / "report" / "claims.json").read_text())
-    claim_ids = {r["claim_id"] for r in doc["claims"]}
-    # MW-8 needs two architectures on one dataset; smoke has one, so it is skipped with a reason.
-    assert {f"MW-{i}" for i in (1, 2, 3, 4, 5, 6, 7, 9)} <= claim_ids
-    assert {f"GC-{i}" for i in range(1, 7)} <= claim_ids
+    assert {r["claim_id"] for r in doc["claims"]} == {f"MW-{i}" for i in range(1, 10)} | {f"GC-{i}" for i in range(1, 7)}
     for r in doc["claims"]:
         assert r["verdict"] in ("supported", "refuted", "inconclusive")
-        for key in ("instance_id", "params", "test", "p_value", "p_adjusted", "effect", "ci", "n", "paper_value", "figures"):
-            assert key in r
-    md = (tmp / "report" / "claims.md").read_text()
-    html = (tmp / "report" / "index.html").read_text()
-    assert "MW-1" in md and "GC-1" in md
-    assert "data:image/png;base64," in html
-    assert any("landscape" in f["path"] for f in doc["figures"])
+        assert r["environment"]["numerics"] in ("portable", "native") and "torch" in r["environment"]
+        if r["asserted"] and r["form"] not in ("number", "exact"):
+            for key in ("power", "mde", "stability", "p_adjusted", "ci", "ci_level", "unit", "replicates"):
+                assert r[key] is not None, (r["instance_id"], key)
     findings = json.loads((tmp / "findings.json").read_text())
     assert set(findings["findings"]) == {r["instance_id"] for r in doc["claims"]}
+    assert findings["environment"]["numerics"] in ("portable", "native")
+    html = (tmp / "report" / "index.html").read_text()
+    assert "data:image/png;base64," in html and "MW-1" in html
 
 
 def test_warm_rerun_trains_nothing_and_matches_the_baseline(smoke_run):
     tmp, _, warm = smoke_run
-    assert warm.returncode == 0, warm.stdout[-3000:] + warm.stderr[-3000:]
+    assert warm.returncode == 0, output(warm)[-4000:]
     doc = json.loads((tmp / "report" / "claims.json").read_text())
-    assert doc["run"]["artifacts"]["built"] == 0
-    assert doc["run"]["artifacts"]["loaded"] > 0
-    assert "0 changed" in warm.stdout
+    assert doc["run"]["artifacts"]["built"] == 0 and doc["run"]["artifacts"]["loaded"] > 0
+    assert "0 changed, 0 shifted" in warm.stdout
 
 
-def test_changed_verdict_fails_the_run_and_is_named(smoke_run, tmp_path):
-    tmp, _, _ = smoke_run
+def _edited_baseline(tmp: Path, tmp_path: Path, *, stability: float | None) -> tuple[str, str, str, Path]:
+    """The smoke baseline with one asserted, robust instance's verdict flipped (and its stability set)."""
     findings = json.loads((tmp / "findings.json").read_text())
-    iid, entry = next((k, v) for k, v in findings["findings"].items() if v["claim_id"] == "MW-4")
+    robust = [(k, v) for k, v in findings["findings"].items()
+              if v["asserted"] and v.get("stability") is not None and v["stability"] >= 0.9]
+    if not robust:
+        pytest.skip("no robust asserted instance in this smoke baseline")
+    iid, entry = robust[0]
     flipped = "refuted" if entry["verdict"] != "refuted" else "supported"
     entry["verdict"] = flipped
+    if stability is not None:
+        entry["stability"] = stability
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(findings))
-    res = run_claims(tmp, "--profile", "smoke", "--findings", str(edited), "-k", "mw4")
-    assert res.returncode == 1
+    return iid, entry["claim_id"], flipped, edited
+
+
+def test_a_robust_verdict_change_fails_the_run_and_is_named(smoke_run, tmp_path):
+    tmp, _, _ = smoke_run
+    iid, claim_id, flipped, edited = _edited_baseline(tmp, tmp_path, stability=None)
+    res = run_claims(tmp, "--profile", "smoke", "--findings", str(edited), "-k", claim_id)
+    assert res.returncode == 1, output(res)[-3000:]
     assert f"{iid}: {flipped} →" in res.stdout
+
+
+def test_a_fragile_flip_is_reported_and_does_not_fail(smoke_run, tmp_path):
+    tmp, _, _ = smoke_run
+    iid, claim_id, _, edited = _edited_baseline(tmp, tmp_path, stability=0.5)
+    res = run_claims(tmp, "--profile", "smoke", "--findings", str(edited), "-k", claim_id)
+    assert res.returncode == 0, output(res)[-3000:]
+    assert "fragile-flip" in res.stdout and iid in res.stdout
 
 
 def test_plan_lists_artifacts_without_training(tmp_path):
     res = run_claims(tmp_path, "--profile", "smoke", "--plan")
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 0, output(res)
     assert "to build" in res.stdout and "train" in res.stdout
     assert not built_files(tmp_path)
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--profile", "nope"], "Valid profiles: ci, paper, smoke"),
-        (["--device", "tpu"], "invalid choice: 'tpu'"),
-        (["--profile", "paper", "--data-root", "/nonexistent"], "cifar-10-batches-py"),
-    ],
-)
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--profile", "nope"], "Valid profiles: ci, paper, smoke"),
+    (["--device", "tpu"], "--device 'tpu' is not a valid device. Valid devices: auto, cpu, cuda."),
+    (["--profile", "smoke", "--data-root", "/nonexistent"], "--data-root /nonexistent does not exist"),
+    (["--profile", "paper", "--data-root", "/"], "cifar-10-batches-py"),
+    (["--profile", "smoke", "--lock-timeout", "0"], "--lock-timeout must be a number of seconds > 0"),
+])
 def test_bad_input_stops_before_training(tmp_path, args, needle):
     res = run_claims(tmp_path, *args)
-    assert res.returncode != 0
-    assert needle in res.stdout + res.stderr
+    assert res.returncode != 0 and needle in output(res), output(res)[-2000:]
     assert not built_files(tmp_path)
 
 
-def test_malformed_profile_names_key_and_allowed_values(tmp_path):
+def test_malformed_profile_lists_every_problem(tmp_path):
     bad = tmp_path / "bad.toml"
-    text = (ROOT / "claims" / "profiles" / "smoke.toml").read_text().replace('arch = "lenet5"', 'arch = "lenet7"', 1)
-    bad.write_text(text)
+    text = (ROOT / "claims" / "profiles" / "smoke.toml").read_text()
+    bad.write_text(text.replace('arch = "lenet5"', 'arch = "lenet7"', 1).replace("seeds = [0, 1]", "seeds = [0, 0]"))
     res = run_claims(tmp_path, "--profile", str(bad))
-    assert res.returncode != 0
-    out = res.stdout + res.stderr
-    assert "lenet7" in out and "resnet18" in out and "mw.experiments[0].arch" in out
+    out = output(res)
+    assert res.returncode != 0 and "2 problems" in out
+    assert "'mw.experiments[0].arch'" in out and "lenet7" in out and "'gc.seeds'" in out
+    assert not built_files(tmp_path)
 
 
-def test_bad_findings_baseline_is_a_usage_error(tmp_path):
+def test_bad_findings_baselines_are_usage_errors(tmp_path):
     (tmp_path / "findings.json").write_text("{not json")
     res = run_claims(tmp_path, "--profile", "smoke")
-    assert res.returncode != 0
-    assert "findings.json" in res.stdout + res.stderr
+    assert res.returncode != 0 and "findings.json" in output(res) and "does not parse" in output(res)
+    res = run_claims(tmp_path, "--profile", "smoke", "--findings", str(tmp_path / "typo.json"))
+    assert res.returncode != 0 and "typo.json does not exist" in output(res)
+    (tmp_path / "adir").mkdir()
+    res = run_claims(tmp_path, "--profile", "smoke", "--findings", str(tmp_path / "adir"), "--update-findings")
+    assert res.returncode != 0 and "is a directory" in output(res)
+    assert not built_files(tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--artifact-dir", "--report-dir"])
+def test_an_unusable_output_directory_is_named_before_training(tmp_path, flag):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    res = run_claims(tmp_path, "--profile", "smoke", flag, str(blocker))
+    assert res.returncode != 0 and flag in output(res) and str(blocker) in output(res), output(res)[-2000:]
+    assert not built_files(tmp_path)
+
+
+def test_running_from_outside_the_project_names_the_cause(tmp_path):
+    res = run_claims(tmp_path, "--profile", "smoke", cwd=tmp_path)
+    assert res.returncode != 0 and "outside the project" in output(res) and str(ROOT) in output(res)
 
 
 def test_two_workers_share_the_store_and_build_each_artifact_once(tmp_path):
     res = run_claims(tmp_path, "--profile", "smoke", "-n", "2", "--update-findings")
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.returncode == 0, output(res)[-3000:]
     built = [json.loads(line) for line in (tmp_path / "artifacts" / "store.log").read_text().splitlines()]
     keys = [e["key"] for e in built if e["event"] == "built"]
     assert len(keys) == len(set(keys)) > 0
     assert {e["worker"] for e in built if e["event"] == "built"} == {"gw0", "gw1"}
+
+
+TINY_KD = """\
+name = "tiny-kd"
+alpha = 0.05
+power_simulations = 200
+stability_resamples = 50
+[train]
+epochs = 4
+lr = 0.02
+[mw]
+experiments = [{ arch = "lenet5", dataset = "digits" }]
+base_seeds = [0, 1, 2, 3, 4, 5]
+independent_seeds = [10, 11, 12, 13, 14, 15]
+student_seeds = [20, 21, 22, 23, 24, 25]
+kd_teacher_weights = [0.5, 0.9]
+prune_ratios = [0.3, 0.7]
+claims = ["MW-1", "MW-9"]
+"""
+
+
+def test_a_broken_experiment_fails_the_gate(tmp_path):
+    """KD students distilled from an untrained teacher: the findings gate must fail (changed or shifted)."""
+    profile = tmp_path / "tiny-kd.toml"
+    profile.write_text(TINY_KD)
+    good = run_claims(tmp_path, "--profile", str(profile), "--update-findings")
+    assert good.returncode == 0, output(good)[-3000:]
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
+    broken = run_claims(tmp_path, "--profile", str(profile), "-p", "fault_broken_teacher", env=env)
+    assert broken.returncode == 1, output(broken)[-3000:]
+    failing = [line for line in broken.stdout.splitlines() if line.strip().startswith(("changed", "shifted"))]
+    assert failing and any("MW-9" in line or "MW-1" in line for line in failing), broken.stdout[-3000:]

@@ -113,10 +113,18 @@ def cpu_build():
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    flags = torch.backends.mkldnn.flags(enabled=False) if mode() == "portable" else contextlib.nullcontext()
     try:
-        with flags:
+        with warnings.catch_warnings():
+            # mkldnn.flags() also re-sets the oneDNN TF32 switch, which warns on builds without Intel-GPU support.
+            warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+            flags = torch.backends.mkldnn.flags(enabled=False) if mode() == "portable" else contextlib.nullcontext()
+            flags.__enter__()
+        try:
             yield
+        finally:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+                flags.__exit__(None, None, None)
     finally:
         torch.set_num_threads(before)
 

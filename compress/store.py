@@ -41,7 +41,9 @@ import logging
 import math
 import os
 import random
+import re
 import secrets
+import socket
 import shutil
 import struct
 import tempfile
@@ -57,8 +59,8 @@ import torch
 
 from ._validation import InvalidParameterError, invalid
 
-__all__ = ["STORE_FORMAT_VERSION", "ArtifactStore", "ArtifactWarning", "BuildContext", "Spec", "StoreError",
-           "check_store_root"]
+__all__ = ["STORE_FORMAT_VERSION", "ArtifactStore", "ArtifactWarning", "BuildContext", "LockTimeout", "Spec",
+           "StoreError", "check_store_root"]
 
 #: Bump when the on-disk format or the meaning of a spec changes; part of every key.
 STORE_FORMAT_VERSION = 1
@@ -74,6 +76,7 @@ _TEMP_SUFFIX = ".partial"
 # A temporary file this old cannot belong to a write still in progress.
 _STALE_TEMP_SECONDS = 24 * 3600.0
 _MISSING = "missing"
+_HOST = re.sub(r"[^A-Za-z0-9.]+", "_", socket.gethostname()) or "host"
 _NO_DEFAULT = object()
 
 Builder = Callable[["Spec", list[Any], "BuildContext"], Any]
@@ -85,6 +88,10 @@ class ArtifactWarning(UserWarning):
 
 class StoreError(OSError):
     """The store's directory cannot be used, or an artifact cannot be written; the message names both."""
+
+
+class LockTimeout(StoreError):
+    """Waited longer than the store's ``lock_timeout`` for an artifact another process is building."""
 
 
 def check_store_root(path: str | os.PathLike[str], *, flag: str = "--artifact-dir",
@@ -397,6 +404,8 @@ class ArtifactStore:
         memory_cache: bool = True,
         on_event: Callable[[str, Spec, float], None] | None = None,
         environment: Mapping | None = None,
+        lock_timeout: float | None = None,
+        wait_report_every: float = 10.0,
     ):
         if not isinstance(root, (str, os.PathLike)):
             raise invalid("root", "ArtifactStore", "a path", root)
@@ -432,6 +441,11 @@ class ArtifactStore:
         self._building: set[str] = set()
         self._checked_kinds: set[str] = set()
         self._stats = {"built": 0, "loaded": 0, "rebuilt": 0}
+        self.lock_timeout = lock_timeout
+        self.wait_report_every = float(wait_report_every)
+        #: While this process waits on another's lock: {"spec", "waited_s", "holder": {pid, host, since}}.
+        self.waiting: dict | None = None
+        self._swept = False
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r}, kinds={sorted(self.builders)})"
@@ -574,8 +588,8 @@ class ArtifactStore:
         except filelock.Timeout:
             if mode == "try":
                 return _SKIPPED
-            self._emit("waiting", spec, 0.0)
-            lock.acquire()
+            self._wait_for(lock, spec)
+        self._write_owner(spec)
         try:
             found = self._inspect(spec, load=want_payload)
             if found.reason is None:  # another process built it while we waited
@@ -584,7 +598,51 @@ class ArtifactStore:
                 parents = [self._get(p) for p in spec.parents]
             return self._build_locked(spec, parents, previous=found.reason)
         finally:
+            self._owner_path(spec).unlink(missing_ok=True)
             lock.release()
+
+    def _owner_path(self, spec: Spec) -> Path:
+        return self._locks_dir / f"{spec.key}.owner"
+
+    def _write_owner(self, spec: Spec) -> None:
+        """Say who holds a spec's lock (pid, host, since), for processes that wait on it."""
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now(), "spec": spec.describe()}
+        try:
+            _write_atomic(self._owner_path(spec), [json.dumps(owner).encode("utf-8")])
+        except OSError:
+            pass  # informational only
+
+    def lock_holder(self, spec: Spec) -> dict | None:
+        """Who is building ``spec`` now (``{"pid", "host", "since", "spec"}``), or None if nobody says."""
+        try:
+            return json.loads(self._owner_path(spec).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _wait_for(self, lock: filelock.FileLock, spec: Spec) -> None:
+        """Wait for another process's lock, saying every ``wait_report_every`` s what for and who holds it."""
+        start = time.monotonic()
+        while True:
+            waited = time.monotonic() - start
+            holder = self.lock_holder(spec)
+            self.waiting = {"spec": spec.describe(), "waited_s": waited, "holder": holder}
+            self._emit("waiting", spec, waited)
+            if self.lock_timeout is not None and waited >= self.lock_timeout:
+                self.waiting = None
+                who = (f"pid {holder['pid']} on {holder['host']}, building since {holder['since']}" if holder
+                       else "a process that left no owner record")
+                raise LockTimeout(f"Gave up after {waited:.0f} s waiting for {spec.describe()} in the store "
+                                  f"{self.root}: it is locked by {who}. If that process is gone, its lock is "
+                                  f"released automatically; if it hangs, stop it (or raise --lock-timeout).")
+            step = self.wait_report_every
+            if self.lock_timeout is not None:
+                step = max(0.05, min(step, self.lock_timeout - waited))
+            try:
+                lock.acquire(timeout=step)
+                self.waiting = None
+                return
+            except filelock.Timeout:
+                continue
 
     def _build_locked(self, spec: Spec, parents: list[Any], previous: str) -> Any:
         path = self.path_for(spec)
@@ -687,22 +745,75 @@ class ArtifactStore:
             self._valid_files.pop(key, None)
 
     def _remove_stale_temps(self, directory: Path, key: str) -> None:
-        """Delete temp files of ``key`` (we hold its lock, so none is live) and very old ones."""
-        now = time.time()
+        """Delete temporary files no live writer owns: ``key``'s own (we hold its lock), dead owners', very old ones.
+
+        A temporary file names its writer's host and pid: on this host a pid
+        that is gone means a killed writer. Age is judged on the file system's
+        own clock (the mtime of a file touched now), never against this
+        machine's clock, so a clock that runs ahead cannot delete a live
+        writer's file. Once per store object the whole ``objects/`` tree is
+        swept; afterwards only the directory being written to.
+        """
+        dirs = [directory]
+        if not self._swept:
+            self._swept = True
+            try:
+                dirs = [Path(e.path) for e in os.scandir(self._objects) if e.is_dir()]
+            except OSError:
+                pass
+        now = _fs_now(self._objects)
+        for d in dirs:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)):
+                    continue
+                try:
+                    ours = name.startswith(f"{_TEMP_PREFIX}{key}-")
+                    old = now is not None and now - entry.stat().st_mtime > _STALE_TEMP_SECONDS
+                    if ours or old or _dead_writer(name):
+                        os.unlink(entry.path)
+                except OSError:
+                    pass  # another process cleaned it up first
+
+    def rebuild_log(self) -> int:
+        """Append a ``built`` line to ``store.log`` for every valid artifact it does not mention; return how many.
+
+        The log line is written after an artifact's rename, so a kill between
+        the two leaves the log short; the artifacts' headers hold what the log
+        needs (key, kind, spec, creation time).
+        """
+        logged = set()
         try:
-            entries = list(os.scandir(directory))
-        except OSError:
-            return
-        for entry in entries:
-            name = entry.name
-            if not (name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX)):
+            for line in self._log_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    logged.add(json.loads(line)["key"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+        except FileNotFoundError:
+            pass
+        added = 0
+        for path in sorted(self._objects.glob("*/*.pt")):
+            if path.stem[:12] in logged:
                 continue
             try:
-                ours = name.startswith(f"{_TEMP_PREFIX}{key}-")
-                if ours or now - entry.stat().st_mtime > _STALE_TEMP_SECONDS:
-                    os.unlink(entry.path)
+                with open(path, "rb") as f:
+                    reason, _, header = _check_file(f, path.stem, keep_payload=False)
             except OSError:
-                pass  # another process cleaned it up first
+                continue
+            if reason is not None:
+                continue
+            spec = header.get("spec") or {}
+            line = {"time": header.get("created"), "pid": None, "worker": None, "event": "built",
+                    "key": path.stem[:12], "kind": spec.get("kind"), "spec": f"(rebuilt from {path.name})",
+                    "seconds": None}
+            with open(self._log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+            added += 1
+        return added
 
     def _emit(self, event: str, spec: Spec, seconds: float) -> None:
         if self.on_event is not None:
@@ -801,6 +912,33 @@ def _check_file(f: io.BufferedReader, key: str, *, keep_payload: bool) -> tuple[
     return None, (b"".join(chunks) if keep_payload else None), header
 
 
+def _fs_now(directory: Path) -> float | None:
+    """The file system's current time: the mtime of a probe file touched now (None if it cannot be written)."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".clock-")
+        os.close(fd)
+        try:
+            return os.stat(probe).st_mtime
+        finally:
+            os.unlink(probe)
+    except OSError:
+        return None
+
+
+def _dead_writer(name: str) -> bool:
+    """Whether a temporary file's name says it was written by a process of this host that no longer exists."""
+    parts = name[len(_TEMP_PREFIX):-len(_TEMP_SUFFIX)].split("-")
+    if len(parts) < 4 or parts[-3] != _HOST or not parts[-2].isdigit():
+        return False  # old-style name, or another host's writer: only the age rule applies
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _fsync_directory(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -817,7 +955,7 @@ def _fsync_directory(directory: Path) -> None:
 def _write_atomic(path: Path, parts: list[bytes]) -> None:
     """Write ``parts`` to ``path`` so that readers see no file or the whole file, even after a crash."""
     directory = path.parent
-    temp = directory / f"{_TEMP_PREFIX}{path.stem}-{os.getpid()}-{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    temp = directory / f"{_TEMP_PREFIX}{path.stem}-{_HOST}-{os.getpid()}-{secrets.token_hex(4)}{_TEMP_SUFFIX}"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -1,0 +1,75 @@
+"""Pinned CPU numerics: the caller's kernel-dispatch settings do not change an artifact's bytes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compress import numerics
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BUILD = """
+import hashlib, json, sys
+import compress  # pins the dispatch before torch loads
+import torch
+from compress.recipes import Workspace, make_builders, train_spec
+from compress.store import ArtifactStore
+from compress.training import TrainConfig
+store = ArtifactStore(sys.argv[1], make_builders(Workspace(device="cpu")))
+out = {}
+for arch, ov in (("lenet5", {}), ("resnet18", {"width": 0.125})):
+    p = store.get(train_spec(arch, "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1, lr=0.02),
+                             overrides=ov, data_options={"shape": (1, 8, 8), "n_train": 128, "n_test": 32}))
+    out[arch] = hashlib.sha256(b"".join(v.numpy().tobytes() for v in p["state_dict"].values())).hexdigest()
+out["capability"] = torch.backends.cpu.get_cpu_capability()
+print(json.dumps(out))
+"""
+
+
+def _build(tmp_path, name, **env):
+    res = subprocess.run([sys.executable, "-c", BUILD, str(tmp_path / name)], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300, env={**os.environ, **env})
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_callers_cpu_capability_does_not_change_the_bytes(tmp_path):
+    runs = [_build(tmp_path, cap, ATEN_CPU_CAPABILITY=cap, MKL_ENABLE_INSTRUCTIONS="AVX512")
+            for cap in ("avx512", "avx2", "default")]
+    assert {r["capability"] for r in runs} == {"DEFAULT"}  # pinned, whatever the caller asked for
+    assert len({(r["lenet5"], r["resnet18"]) for r in runs}) == 1
+
+
+def test_portable_mode_pins_and_native_mode_does_not(monkeypatch):
+    monkeypatch.delenv(numerics.MODE_VARIABLE, raising=False)
+    assert numerics.mode() == "portable"
+    monkeypatch.setenv(numerics.MODE_VARIABLE, "native")
+    assert numerics.mode() == "native" and numerics.pin_cpu_dispatch() is False
+    monkeypatch.setenv(numerics.MODE_VARIABLE, "fast")
+    with pytest.raises(ValueError, match="'portable', 'native'. Got 'fast' instead"):
+        numerics.mode()
+
+
+def test_environment_records_what_decides_the_bytes_and_differences_name_them():
+    env = numerics.environment("cpu")
+    assert {"torch", "numerics", "cpu_capability", "mkl_cbwr", "threads", "device"} <= set(env)
+    other = {**env, "cpu_capability": "AVX512", "device": "cuda:1"}
+    assert numerics.differences(env, other) == [f"cpu_capability: {env['cpu_capability']} → AVX512", "device: cpu → cuda"]
+    assert numerics.differences({**env, "device": "cuda:0"}, {**env, "device": "cuda:1"}) == []
+    assert numerics.differences(None, env) == []
+
+
+def test_a_cpu_build_is_single_threaded_without_onednn_and_restores_the_settings():
+    import torch
+
+    before = torch.get_num_threads()
+    with numerics.cpu_build():
+        assert torch.get_num_threads() == 1
+        assert torch.backends.mkldnn.enabled is (numerics.mode() != "portable")
+    assert torch.get_num_threads() == before

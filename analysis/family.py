@@ -254,6 +254,7 @@ def decide_family(
         else:  # power analysis switched off (fast simulations of the construction)
             can_decide, power, factor, sds = not math.isnan(o.p_support), None, float("nan"), {}
         eoi = decider.effect_of_interest
+        mde = _mde(factor, eoi, decider.effect_bound)
         p_adj_s, p_adj_r = adjusted[id(m)]
         decided_by = {"supported": "support", "refuted": "refute"}.get(verdict)
         st = stability.get(id(m))
@@ -274,10 +275,12 @@ def decide_family(
             effect_name=decider.effect_name, scale=decider.scale, ci=decider.ci, ci_level=decider.ci_level,
             reference=decider.reference, margin=decider.margin, effect_of_interest=eoi,
             n={"units": len(m.table), **{k: v for k, v in decider.n.items() if k != "units"}},
-            power=power, mde=_mde(factor, eoi, decider.effect_bound),
+            power=power, mde=mde,
             power_detail={"method": "simulation from the measured per-unit covariance", "simulations":
                           settings.power_simulations, "level": level, "family_size": max(m_support, 1) if m.asserted else 1,
                           "mde_factor": factor, "sd": sds,
+                          **({"mde": "none: no effect within the scale's range (or 64 × the effect of interest) "
+                                     "reaches 80 % power"} if mde == float("inf") else {}),
                           "effects_of_interest": {leaf.name: (leaf.effect_of_interest) for leaf in o.leaves()}},
             underpowered=bool(can_decide and power is not None and power < UNDERPOWERED_BELOW),
             cannot_decide=not can_decide,

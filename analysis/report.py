@@ -480,6 +480,8 @@ def _power_text(record: Mapping) -> str:
     if record.get("power") is None:
         return DASH
     mde = record.get("mde")
+    if mde is None and (record.get("power_detail") or {}).get("mde"):
+        mde = "none"
     eoi = record.get("effect_of_interest")
     return (f"{format_number(record['power'], 2)} at {format_number(eoi, 3)}; MDE {format_number(mde, 3)}"
             if eoi is not None else f"{format_number(record['power'], 2)}")
@@ -662,7 +664,7 @@ def _instance_items(record: Mapping) -> list[tuple[str, str]]:
         items.append(("Power", f"{format_number(record['power'], 3)} at the effect of interest "
                                f"{format_number(record.get('effect_of_interest'), 3)} (level {format_number(detail.get('level'), 3)}, "
                                f"{format_number(detail.get('simulations'))} simulations); minimum detectable effect "
-                               f"at 80 %: {format_number(record.get('mde'), 3)}"))
+                               f"at 80 %: {detail.get('mde') or format_number(record.get('mde'), 3)}"))
     if record.get("stability") is not None:
         items.append(("Stability", f"{format_number(record['stability'], 3)} of unit resamples give the same verdict"))
     for d in record.get("deviations") or []:

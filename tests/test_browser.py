@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from analysis import plots
-from analysis.report import build_report, write_report
+from analysis.report import build_report, new_staging_dir, publish_report
 
 pytestmark = pytest.mark.browser
 
@@ -69,33 +69,52 @@ def _console_messages(stderr: str, page: Path) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line and page.name in line]
 
 
+def _record(claim_id: str, instance: str, verdict: str, figures: list[str], **more) -> dict:
+    """A realistic Evidence dict (analysis/evidence.py), as a claim run produces it."""
+    base = {
+        "claim_id": claim_id, "instance_id": f"{claim_id}[{instance}]", "params": {"exp": instance},
+        "sentence": "Functional distance grows with the pruning ratio.", "verdict": verdict, "asserted": True,
+        "not_asserted_reason": "", "form": "trend", "test": "per-unit Kendall tau, one-sided t across units",
+        "unit": "base model B_i with its own pruned copies", "conditional_on": None, "statistic": 4.1,
+        "p_value": 0.0021, "p_adjusted": 0.0042, "p_refute": 0.99, "p_refute_adjusted": 1.0,
+        "decided_by": "support" if verdict == "supported" else ("refute" if verdict == "refuted" else None),
+        "alpha": 0.05, "effect": 0.61, "effect_name": "mean per-unit Kendall τ", "scale": "Kendall tau",
+        "ci": [0.3, 0.85], "ci_level": 0.9, "reference": 0.0, "margin": None, "effect_of_interest": 0.5,
+        "n": {"units": 8}, "power": 0.83, "mde": 0.41, "power_detail": {"level": 0.025, "simulations": 2000},
+        "underpowered": False, "cannot_decide": False, "stability": 0.97, "fragile": False,
+        "deviations": ["data: paper MNIST; ours digits"], "parts": [], "replicates": {},
+        "paper_value": "landscapes", "ours_value": 0.61, "figures": figures, "notes": [],
+        "environment": {"torch": "2.x", "numerics": "portable"}, "details": {},
+    }
+    return {**base, **more}
+
+
 @pytest.fixture()
 def report(tmp_path: Path) -> Path:
-    figures = tmp_path / "figures"
+    report_dir = tmp_path / "report"
+    staging = new_staging_dir(report_dir)
     trend = plots.plot_trend([0.1, 0.5, 0.9], {"lenet": np.array([[0.1, 0.3, 0.6], [0.12, 0.28, 0.7]])},
-                             figures / "trend.png", "distance vs pruning ratio", "ratio", "JS divergence")
+                             staging / "figures" / "trend.png", "distance vs pruning ratio", "ratio", "JS divergence")
     heat = plots.plot_heatmap(np.array([[1.0, 0.4], [0.4, 1.0]]), ["conv1", "fc"], ["conv1", "fc"],
-                              figures / "cka.png", "CKA", paper=np.array([[1.0, 0.5], [np.nan, 1.0]]))
-    record = {
-        "claim_id": "MW-6", "instance_id": "MW-6[lenet]", "params": {"arch": "lenet"}, "verdict": "supported",
-        "test": "Page's L trend test", "statistic": 41.0, "p_value": 0.0021, "p_adjusted": 0.0042,
-        "effect": 0.61, "effect_name": "Spearman ρ", "ci": [0.3, 0.85], "ci_level": 0.95, "n": {"seeds": 3},
-        "paper_value": "landscapes", "ours_value": 0.61, "figures": [trend.relative_to(tmp_path).as_posix()],
-        "design": {"can_reach_alpha": True, "min_p": 0.001, "power": 0.8, "message": ""},
-        "notes": [], "details": {"sentence": "Functional distance grows with the pruning ratio."},
-        "asserted": True,
-    }
-    doc = build_report([record, dict(record, instance_id="MW-6[resnet]", verdict="refuted", figures=[])],
-                       run={"profile": "smoke", "seeds": [0, 1, 2], "device": "cpu"},
-                       figures=[{"title": "CKA", "path": heat.relative_to(tmp_path).as_posix()}])
-    return write_report(doc, tmp_path)["html"]
+                              staging / "figures" / "cka.png", "CKA", paper=np.array([[1.0, 0.5], [np.nan, 1.0]]))
+    rel = lambda p: p.relative_to(staging).as_posix()  # noqa: E731
+    records = [
+        _record("MW-6", "lenet", "supported", [rel(trend)]),
+        _record("MW-6", "resnet", "refuted", [rel(trend)], fragile=True, stability=0.6),  # same figure: shown once
+        _record("GC-1", "resnet18", "inconclusive", [rel(heat)], underpowered=True, power=0.3),
+    ]
+    doc = build_report(records, run={"profile": "smoke", "seeds": {"mw.base_seeds": [0, 1, 2]}, "device": "cpu",
+                                     "deviations": [{"claims": "MW-*", "setting": "data", "paper": "MNIST",
+                                                     "ours": "digits", "why": ""}]})
+    return publish_report(doc, staging, report_dir)["html"]
 
 
 def test_report_figures_decode_without_errors(browser, report, tmp_path):
     result = _chromium(browser, report, tmp_path / "profile", "--dump-dom")
     check = _self_check(result.stdout)
-    assert check.get("data-figures-total") == "2", check
-    assert check.get("data-figures-decoded") == "2", check
+    # two forest plots (MW-6, GC-1), the trend once (two MW-6 instances share it), the heatmap
+    assert check.get("data-figures-total") == "4", check
+    assert check.get("data-figures-decoded") == "4", check
     assert check.get("data-figures-ok") == "true", check
     assert json.loads(html.unescape(check["data-page-errors"])) == []
     assert _console_messages(result.stderr, report) == []
@@ -120,8 +139,8 @@ def test_self_check_catches_broken_figure_and_network_reference(browser, report,
     broken.write_text(page.replace("</body>", injected + "</body>"), encoding="utf-8")
     result = _chromium(browser, broken, tmp_path / "profile", "--dump-dom")
     check = _self_check(result.stdout)
-    assert check.get("data-figures-total") == "4", check
-    assert check.get("data-figures-decoded") == "2", check
+    assert check.get("data-figures-total") == "6", check
+    assert check.get("data-figures-decoded") == "4", check
     assert check.get("data-figures-ok") == "false", check
     errors = json.loads(html.unescape(check["data-page-errors"]))
     assert any("127.0.0.1:9" in error for error in errors), errors

@@ -62,9 +62,19 @@ def test_specs_are_keyed_by_what_changes_the_model():
     assert _train(seed=2) != _train() and _train(init_seed=6) != _train()
     assert _train(config=NO_EPOCHS) != _train()
     assert train_spec("lenet5", "fake", init_seed=5, seed=1, train=ONE_EPOCH, data_options={"n_test": 64, "shape": [1, 8, 8], "n_train": 128}) == _train()
-    s = distill_spec(_train(), seed=24, temperature=3.0, alpha=0.5, train=ONE_EPOCH)
+    s = distill_spec(_train(), seed=24, train=ONE_EPOCH, distiller_params={"temperature": 3.0, "teacher_weight": 0.5})
     assert s.param("init_seed") == 5 and s.param("seed") == 24 and s.parents == (_train(),)
-    assert prune_spec(_train(), 0.3).param("ratio") == 0.3
+    assert s.param("distiller") == "hinton" and dict(s.param("distiller_params"))["teacher_weight"] == 0.5
+    code = distill_spec(_train(), seed=24, train=ONE_EPOCH, distiller="hinton_code",
+                        distiller_params={"temperature": 3.0, "teacher_weight": 0.5})
+    assert code != s  # the strategy is part of what changes the model
+    cross = distill_spec(_train(), seed=24, train=ONE_EPOCH, student_arch="resnet18", student_overrides={"width": 0.125},
+                         init_seed=9)
+    assert (cross.param("arch"), cross.param("init_seed"), dict(cross.param("overrides"))) == ("resnet18", 9, {"width": 0.125})
+    with pytest.raises(ValueError, match="'distiller' parameter of distill_spec must be one of 'hinton', 'hinton_code'"):
+        distill_spec(_train(), seed=24, train=ONE_EPOCH, distiller="fitnets")
+    assert prune_spec(_train(), sparsity=0.3).param("sparsity") == 0.3
+    assert prune_spec(_train(), sparsity=0.3, targets="all_arrays") != prune_spec(_train(), sparsity=0.3)
     assert quantize_spec(_train(), "int8").param("scheme") == "int8"
 
 
@@ -100,7 +110,7 @@ def test_eval_spec_gives_test_logits(store, data):
 
 def test_distill_student_starts_from_the_teachers_initial_weights(store):
     teacher = _train()  # trained one epoch from init_seed 5
-    student0 = distill_spec(teacher, seed=24, temperature=3.0, alpha=0.5, train=NO_EPOCHS)
+    student0 = distill_spec(teacher, seed=24, train=NO_EPOCHS, distiller_params={"temperature": 3.0, "teacher_weight": 0.5})
     s0 = store.get(student0)["state_dict"]
     assert _state_equal(s0, store.get(_train(config=NO_EPOCHS))["state_dict"])
     assert not _state_equal(s0, store.get(teacher)["state_dict"])
@@ -108,7 +118,8 @@ def test_distill_student_starts_from_the_teachers_initial_weights(store):
 
 def test_distill_student_trains_with_kd(store):
     teacher = _train()
-    student = store.get(distill_spec(teacher, seed=24, temperature=3.0, alpha=0.9, train=ONE_EPOCH))
+    student = store.get(distill_spec(teacher, seed=24, train=ONE_EPOCH,
+                                     distiller_params={"temperature": 3.0, "teacher_weight": 0.9}))
     plain = store.get(_train(seed=24))  # same init and data order, plain CE
     assert len(student["metrics"]["losses"]) == 1
     assert not _state_equal(student["state_dict"], plain["state_dict"])
@@ -118,7 +129,7 @@ def test_distill_student_trains_with_kd(store):
 @pytest.mark.parametrize("scope", ["global", "layerwise"])
 @pytest.mark.parametrize("ratio", [0.3, 0.7])
 def test_prune_spec_hits_the_ratio(store, ratio, scope):
-    payload = store.get(prune_spec(_train(), ratio, scope=scope))
+    payload = store.get(prune_spec(_train(), sparsity=ratio, scope=scope))
     model = model_from_payload(payload)
     weights = [m.weight for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     n = sum(w.numel() for w in weights)

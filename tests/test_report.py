@@ -45,45 +45,81 @@ RUN = {
 
 
 def _record(claim_id: str, instance: str, verdict: str, p: float | None, **extra) -> dict:
+    """A record in the Evidence schema (analysis/evidence.py)."""
     record = {
         "claim_id": claim_id,
         "instance_id": f"{claim_id}[{instance}]",
-        "params": {"arch": "lenet", "alpha": 0.5},
+        "params": {"arch": "lenet", "kd": "text"},
+        "sentence": f"Sentence of {claim_id}.",
         "verdict": verdict,
-        "test": "one-sided Welch t",
+        "asserted": True,
+        "not_asserted_reason": "",
+        "form": "directional",
+        "test": "one-sided one-sample t-test over units",
+        "unit": "base model B_i with its own independent I_i",
+        "conditional_on": None,
         "statistic": 2.75,
         "p_value": p,
         "p_adjusted": None if p is None else min(1.0, 3 * p),
         "p_refute": None if p is None else 1 - p,
-        "p_refute_adjusted": None,
+        "p_refute_adjusted": None if p is None else min(1.0, 3 * p),
+        "decided_by": {"supported": "support", "refuted": "refute"}.get(verdict),
+        "alpha": 0.05,
         "effect": -0.0425,
-        "effect_name": "difference in JS divergence",
+        "effect_name": "mean log distance ratio",
+        "scale": "log ratio",
         "ci": [-0.08, -0.005],
-        "ci_level": 0.95,
-        "n": {"students": 3, "independent": 3},
+        "ci_level": 0.9,
+        "reference": 0.0,
+        "margin": None,
+        "effect_of_interest": 0.693,
+        "n": {"units": 8},
+        "power": 0.91,
+        "mde": 0.52,
+        "power_detail": {"level": 0.0167, "simulations": 2000},
+        "underpowered": False,
+        "cannot_decide": False,
+        "stability": 0.97,
+        "fragile": False,
+        "deviations": ["data: paper MNIST; ours digits"],
+        "parts": [],
+        "replicates": {},
         "paper_value": "landscapes only",
         "ours_value": 0.1234,
         "figures": [],
-        "design": None,
         "notes": [],
-        "details": {"sentence": f"Sentence of {claim_id}."},
-        "asserted": True,
+        "environment": {"torch": "2.4", "numerics": "portable"},
+        "details": {},
     }
     record.update(extra)
     return record
 
 
+PARTS = [{"name": "fp16 closer", "form": "directional", "p_support": 1e-4, "p_refute": 0.99, "effect": -1.2,
+          "scale": "log ratio", "ci": [-1.5, -0.9], "ci_level": 0.9, "effect_of_interest": 0.69, "decided": False},
+         {"name": "int8 accuracy", "form": "equivalence", "p_support": 0.003, "p_refute": 1.0, "effect": 0.1,
+          "scale": "relative %", "ci": [-0.2, 0.4], "ci_level": 0.9, "effect_of_interest": 1.0, "decided": True}]
+
+
 def _records(figure: str | None = None) -> list[dict]:
     figures = [figure] if figure else []
     return [
-        _record("MW-1", "resnet,α=0.1", "supported", 3.2e-5, figures=figures),
-        _record("MW-1", "resnet,α=0.9", "refuted", 0.0125),
-        _record("MW-2", "lenet", "inconclusive", 0.41,
-                design={"can_reach_alpha": False, "min_p": 0.1, "power": 0.0,
-                        "message": "3 seeds: the exact test cannot go below p = 0.1"}),
-        _record("MW-9", "mobilenet", "error", None, notes=["training diverged"]),
-        _record("GC-3", "vgg", "supported", 0.002, asserted=False),
+        _record("MW-1", "resnet,w=0.1", "supported", 3.2e-5, figures=figures, form="universal", parts=PARTS),
+        _record("MW-1", "resnet,w=0.9", "refuted", 0.0125, figures=figures, fragile=True, stability=0.61),
+        _record("MW-2", "lenet", "inconclusive", 0.41, power=0.0, underpowered=True, cannot_decide=True),
+        _record("MW-9", "mobilenet", "error", None, notes=["training diverged"], power=None, stability=None),
+        _record("GC-3", "vgg", "supported", 0.002, asserted=False, not_asserted_reason="an extension, reported only"),
     ]
+
+
+REGRESSION = {"summary": "1 supported, 1 known not supported, 1 changed, 0 shifted, 0 fragile flips, 1 added, 0 removed",
+              "environment_differences": ["cpu_capability: AVX2 → DEFAULT"],
+              "instances": {"MW-1[resnet,w=0.9]": {"baseline_verdict": "supported", "status": "changed", "failed": True,
+                                                   "shift_p": None, "shift_p_adjusted": None,
+                                                   "line": "MW-1[resnet,w=0.9]: supported → refuted (robust)"},
+                            "GC-3[vgg]": {"baseline_verdict": None, "status": "added", "failed": False,
+                                          "shift_p": None, "shift_p_adjusted": None, "line": "GC-3[vgg]: added"}},
+              "removed": []}
 
 
 @pytest.fixture()
@@ -96,13 +132,9 @@ def figure_path(tmp_path: Path) -> Path:
 def report_dir(tmp_path: Path, figure_path: Path) -> tuple[Path, dict]:
     relative = figure_path.relative_to(tmp_path).as_posix()
     doc = build_report(
-        _records(relative), run=RUN,
-        tables=[{"title": "Accuracy deviation (pp)", "columns": ["model", "16-bit", "8-bit"],
+        _records(relative), run=RUN, regression=REGRESSION,
+        tables=[{"title": "Accuracy deviation (relative %)", "columns": ["model", "16-bit", "8-bit"],
                  "rows": [["LeNet", -0.07, -0.05], ["ResNet-50", 0.0, None]], "note": "paper's Table 4"}],
-        figures=[{"title": "Trend", "path": relative}],
-        changes={"changed": [{"claim_id": "MW-1", "instance_id": "MW-1[resnet,α=0.9]",
-                              "before": "supported", "after": "refuted"}],
-                 "added": ["GC-3[vgg]"], "removed": []},
     )
     write_report(doc, tmp_path)
     return tmp_path, doc
@@ -136,7 +168,10 @@ def test_summary_counts_match_records():
     assert list(per_paper) == ["MW", "GC"]  # CLAIMS.md order, not alphabetical
     assert sum(p["total"] for p in per_paper.values()) == len(records)
     assert per_paper["MW"]["supported"] == 1 and per_paper["GC"]["supported"] == 1
-    assert doc["summary"]["changes"] is None and doc["changes"] is None
+    assert doc["summary"]["regression"] is None and doc["regression"] is None
+    # asserted instances with a power figure: MW-1 ×2, MW-2; two of three reach 0.8
+    assert (doc["summary"]["asserted_tested"], doc["summary"]["powered"]) == (3, 2)
+    assert (doc["summary"]["fragile"], doc["summary"]["underpowered"], doc["summary"]["not_asserted"]) == (1, 1, 1)
 
 
 def test_environment_is_collected_when_the_run_gives_none():
@@ -147,7 +182,6 @@ def test_environment_is_collected_when_the_run_gives_none():
     assert env == collect_environment()
     assert env["python"] == platform.python_version()
     assert {"torch", "torchvision", "numpy", "scipy", "statsmodels", "sklearn", "device_name"} <= set(env)
-    assert doc["run"]["artifacts"] == {"built": None, "loaded": None}
 
 
 def test_claims_sorted_by_paper_then_claim_number():
@@ -180,20 +214,25 @@ def test_non_finite_and_numpy_values_become_plain_json():
     json.dumps(doc, allow_nan=False)  # raises on any NaN left behind
 
 
-def test_markdown_lists_every_instance_and_verdict_counts(report_dir):
+def test_markdown_shows_the_evidence_behind_every_verdict(report_dir):
     out, doc = report_dir
     markdown = (out / "claims.md").read_text(encoding="utf-8")
     for record in doc["claims"]:
-        assert record["instance_id"] in markdown
-        assert record["details"]["sentence"] in markdown
+        assert record["instance_id"] in markdown and record["sentence"] in markdown
     for verdict, count in doc["summary"]["verdicts"].items():
         assert f"{count} {verdict}" in markdown
-    assert "1 changed, 1 added, 0 removed" in markdown
-    assert "MW-1[resnet,α=0.9]: supported → refuted" in markdown
-    assert "Design cannot reach α" in markdown and "cannot go below p = 0.1" in markdown
-    assert "3.20e-05" in markdown and "9.60e-05" in markdown  # raw and Holm-style adjusted p
-    assert "(figures/trend.png)" in markdown
-    assert "reported, not asserted" in markdown
+    assert "2 of 3 asserted instances (67%) reach power 0.8" in markdown
+    assert REGRESSION["summary"] in markdown and "**FAILS** MW-1[resnet,w=0.9]: supported → refuted" in markdown
+    assert "cpu_capability: AVX2 → DEFAULT" in markdown
+    assert "support p_adj = 9.60e-05" in markdown  # the p that decided it, adjusted
+    assert "refute p_adj = 0.0375" in markdown
+    assert "support p_adj = 1.00; refute p_adj = 1.00" in markdown  # inconclusive: both
+    assert "(90 % CI [-0.08, -0.005])" in markdown and "ratio 0.958" in markdown
+    assert "*fragile*" in markdown and "*cannot decide*" in markdown
+    assert "not asserted: an extension, reported only" in markdown
+    assert "data: paper MNIST; ours digits" in markdown  # deviations beside the verdict
+    assert "| int8 accuracy | equivalence |" in markdown and "◀" in markdown  # parts, deciding part marked
+    assert markdown.count("(figures/trend.png)") == 1  # two instances share it: shown once, under its claim
     assert "| LeNet | -0.07 | -0.05 |" in markdown and "| ResNet-50 | 0 | — |" in markdown
 
 
@@ -206,13 +245,10 @@ def test_html_is_self_contained_and_embeds_the_plotted_figure(report_dir, figure
             value = (attrs.get(key) or "").strip().lower()
             assert not value.startswith(("http:", "https:", "//")), (tag, key, value)
     images = [attrs["src"] for tag, attrs in tags if tag == "img"]
-    n_figures = len(doc["figures"]) + sum(len(r["figures"]) for r in doc["claims"])
-    assert len(images) == n_figures == 2
+    assert len(images) == sum(len(v) for v in doc["figures"].values()) == 1
     for src in images:
         assert src.startswith("data:image/png;base64,")
-        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_SIGNATURE)
-    decoded = {base64.b64decode(src.split(",", 1)[1]) for src in images}
-    assert decoded == {figure_path.read_bytes()}
+        assert base64.b64decode(src.split(",", 1)[1]) == figure_path.read_bytes()
     csp = [a["content"] for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in csp[0] and "img-src data:" in csp[0]
     for record in doc["claims"]:
@@ -220,6 +256,7 @@ def test_html_is_self_contained_and_embeds_the_plotted_figure(report_dir, figure
     for verdict in VERDICTS:
         assert f'class="verdict {verdict}"' in page
     assert "test-cpu" in page and "0123abcd" in page  # environment block
+    assert "underpowered" in page and "fragile" in page and "Declared deviations" in page
 
 
 def test_missing_figure_is_named_not_linked(tmp_path):
@@ -299,7 +336,7 @@ def test_compare_marks_changed_verdict_and_one_sided_instances():
     b = build_report(records_b, run=dict(RUN, profile="paper"))
     comparison = compare_reports(a, b)
     changed = [row["instance_id"] for row in comparison["rows"] if row["verdict_changed"]]
-    assert changed == ["MW-1[resnet,α=0.9]"]
+    assert changed == ["MW-1[resnet,w=0.9]"]
     assert comparison["only_a"] == ["GC-3[vgg]"] and comparison["only_b"] == ["SH-1[vgg11]"]
     assert comparison["counts"] == {"both": 4, "same_verdict": 3, "verdict_changed": 1, "only_a": 1, "only_b": 1}
     assert comparison["labels"] == ["ci", "paper"]
@@ -307,7 +344,7 @@ def test_compare_marks_changed_verdict_and_one_sided_instances():
     assert all(row["differs"] == [] for row in unchanged)
     markdown = render_compare_markdown(comparison)
     changed_lines = [line for line in markdown.splitlines() if "⚠ changed" in line]
-    assert len(changed_lines) == 1 and "MW-1[resnet,α=0.9]" in changed_lines[0]
+    assert len(changed_lines) == 1 and "MW-1[resnet,w=0.9]" in changed_lines[0]
     assert "**refuted**" in changed_lines[0] and "**inconclusive**" in changed_lines[0]
     assert "Only in ci" in markdown and "GC-3[vgg]" in markdown and "SH-1[vgg11]" in markdown
 
@@ -330,7 +367,7 @@ def test_cli_compare_writes_files_and_prints_markdown(tmp_path):
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (out / "compare.md").read_text(encoding="utf-8") == result.stdout
-    assert "⚠ changed" in result.stdout and "MW-1[resnet,α=0.1]" in result.stdout
+    assert "⚠ changed" in result.stdout and "MW-1[resnet,w=0.1]" in result.stdout
     page = (out / "compare.html").read_text(encoding="utf-8")
     assert 'class="changed"' in page
     assert not any((a.get("src") or a.get("href") or "").startswith("http") for _, a in _tags(page))
@@ -420,9 +457,9 @@ def test_plots_write_non_empty_pngs(tmp_path):
               "P30": "pruned 30%", "C": "same-init control"}
     paths = [
         plots.plot_landscape(coords, groups, tmp_path / "landscape.png", "MW landscape"),
-        plots.plot_accuracy_deviation({"α=0.1": [8.1, 8.9, 9.0], "16-bit": -0.5, "pruned 70%": [-14.0]},
+        plots.plot_accuracy_deviation({"w=0.1": [8.1, 8.9, 9.0], "16-bit": -0.5, "pruned 70%": [-14.0]},
                                       tmp_path / "deviation.png", "CIFAR-10 LeNet",
-                                      paper={"α=0.1": 8.74, "16-bit": -0.62, "pruned 70%": -14.56}),
+                                      paper={"w=0.1": 8.74, "16-bit": -0.62, "pruned 70%": -14.56}),
         plots.plot_trend([0.1, 0.3, 0.5], {"a": np.ones((3, 3)), "b": [1.0, 2.0, 3.0]},
                          tmp_path / "trend.png", "trend", "ratio", "distance"),
         plots.plot_heatmap(np.eye(3), ["l1", "l2", "l3"], ["m1", "m2", "m3"], tmp_path / "heat.png", "CKA",
@@ -461,3 +498,55 @@ def test_hybrid_tree_figure_is_a_png_and_rejects_an_empty_distillation_path(tmp_
     with pytest.raises(InvalidParameterError, match="'distilled'"):
         plot_hybrid_tree({}, {}, {}, tmp_path / "x.png", "t")
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(("doc", "needle"), [
+    ({"schema_version": 2, "run": [], "summary": {}, "claims": []}, "'run' must be an object"),
+    ({"schema_version": 2, "run": {}, "summary": None, "claims": []}, "'summary' must be an object"),
+    ({"schema_version": 2, "run": {}, "summary": {"total": 0}, "claims": []}, "'summary' lacks the 'verdicts' key"),
+    ({"schema_version": 2, "run": {}, "summary": {"total": 0, "verdicts": {}, "per_paper": {}}, "claims": {}},
+     "'claims' must be a list"),
+])
+def test_cli_rejects_malformed_documents_with_one_line_and_status_2(tmp_path, doc, needle):
+    path = tmp_path / "claims.json"
+    path.write_text(json.dumps(doc))
+    result = _cli(str(path), cwd=tmp_path)
+    assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_publish_swaps_the_whole_report_in_and_a_failure_keeps_the_previous_one(tmp_path, monkeypatch):
+    from analysis.report import ReportError, new_staging_dir, publish_report
+
+    report_dir = tmp_path / "reports" / "ci"
+    first = publish_report(build_report(_records(), run=RUN), new_staging_dir(report_dir), report_dir)
+    before = {p.name: p.read_bytes() for p in report_dir.iterdir() if p.is_file()}
+    assert report_dir.is_symlink() and first["html"].exists()
+    assert (report_dir / "figures").is_dir() and list((report_dir / "figures").glob("forest_*.png"))
+    mode = (report_dir / "claims.json").stat().st_mode & 0o777
+    assert mode == 0o666 & ~_current_umask()
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("analysis.report._write_atomic", full)
+    with pytest.raises(ReportError, match="previous report is unchanged"):
+        publish_report(build_report(_records()[:2], run=RUN), new_staging_dir(report_dir), report_dir)
+    assert {p.name: p.read_bytes() for p in report_dir.iterdir() if p.is_file()} == before
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_check_report_dir_names_the_path_and_the_flag(tmp_path):
+    from analysis.report import ReportError, check_report_dir
+
+    check_report_dir(tmp_path / "new")
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(ReportError, match=r"--report-dir .*a-file is not usable: .*is a file"):
+        check_report_dir(afile)

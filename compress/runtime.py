@@ -30,6 +30,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     ``torch.cuda.device_count`` already honours ``CUDA_VISIBLE_DEVICES`` (the
     index is into the visible set), so nothing else needs remapping.
     """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
+        # An already-resolved device (a worker's "cuda:1") names itself; it is kept as it is.
+        if not torch.cuda.is_available() or int(device[5:]) >= torch.cuda.device_count():
+            from ._validation import InvalidParameterError
+
+            raise InvalidParameterError(f"The 'device' parameter of resolve_device names {device!r}, which torch "
+                                        f"does not see ({torch.cuda.device_count()} CUDA device(s)).")
+        torch.cuda.set_device(int(device[5:]))
+        return torch.device(device)
     check_choice("device", "resolve_device", device, DEVICES)
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")

@@ -73,3 +73,16 @@ def test_a_cpu_build_is_single_threaded_without_onednn_and_restores_the_settings
         assert torch.get_num_threads() == 1
         assert torch.backends.mkldnn.enabled is (numerics.mode() != "portable")
     assert torch.get_num_threads() == before
+
+
+def test_resolve_device_names_what_it_cannot_use():
+    import torch
+
+    from compress.runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="'tpu'"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:0', which torch does not see"):
+            resolve_device("cuda:0")

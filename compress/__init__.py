@@ -46,6 +46,7 @@ _EXPORTS = {
     "SCOPES": "pruning",
     "STORE_FORMAT_VERSION": "store",
     "Spec": "store",
+    "TARGETS": "pruning",
     "TrainConfig": "training",
     "TrainResult": "training",
     "Workspace": "recipes",

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from .data import InMemoryDataset, load_dataset
-from .distill import KDConfig
+from .callbacks import Distill, HoldMasks
+from .distill import HintonKD
 from .models import create_model
 from .numerics import cpu_build
 from .pruning import l1_unstructured
@@ -226,11 +227,11 @@ def make_builders(ws: Workspace) -> dict:
         meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape), "overrides": dict(p["overrides"])}
         model = model.to(data.device)
         cfg = TrainConfig(**dict(p["train"]))
-        kwargs = {}
+        callbacks = []
         if spec.kind == "distill":
             teacher = model_from_payload(parents[0], data.device)
-            kwargs = {"teacher": teacher, "kd": KDConfig(temperature=p["temperature"], alpha=p["alpha"])}
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], describe=label(spec), **kwargs)
+            callbacks = [Distill(HintonKD(p["temperature"], p["alpha"]), teacher)]
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], callbacks=callbacks, describe=label(spec))
         acc = accuracy(predict(model, data.x_test), data.y_test)
         return _payload(model, meta, metrics={"test_acc": acc, "train_seconds": res.seconds, "losses": res.losses})
 
@@ -272,7 +273,8 @@ def make_builders(ws: Workspace) -> dict:
                               example_inputs=data.x_train[:2], within=within)
         apply_masks(model, masks)
         cfg = TrainConfig(**dict(p["finetune"]))
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, describe=label(spec))
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], callbacks=[HoldMasks(masks)],
+                    describe=label(spec))
         acc = accuracy(predict(model, data.x_test), data.y_test)
         return _payload(model, parents[0], masks={k: v.cpu() for k, v in masks.items()},
                         metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
@@ -290,8 +292,8 @@ def make_builders(ws: Workspace) -> dict:
         rewind_to_init(model, masks, {k: v.to(data.device) for k, v in init.state_dict().items()})
         teacher = model_from_payload(teacher_payload, data.device)
         cfg = TrainConfig(**dict(p["train"]))
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, teacher=teacher,
-                    kd=KDConfig(temperature=p["temperature"], alpha=p["alpha"]), describe=label(spec))
+        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], describe=label(spec),
+                    callbacks=[HoldMasks(masks), Distill(HintonKD(p["temperature"], p["alpha"]), teacher)])
         acc = accuracy(predict(model, data.x_test), data.y_test)
         return _payload(model, pruned, masks=dict(pruned["masks"]),
                         metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),

@@ -1,6 +1,6 @@
 """One message format for bad input, at every boundary (scikit-learn style).
 
-"The 'ratio' parameter of prune must be a float in (0, 1). Got 1.5 instead."
+"The 'sparsity' parameter of prune_spec must be a number in [0.0, 1.0). Got 1.5 instead."
 """
 from __future__ import annotations
 

@@ -1,43 +1,60 @@
-"""Knowledge-distillation losses: small strategies behind one lookup table (:data:`DISTILLERS`).
+"""Knowledge distillation: strategies behind one lookup table (:data:`DISTILLERS`).
 
-Hinton et al. (2015): ``loss = (1 − α)·CE(student, y) + α·T²·KL(p_teacher^T ‖ p_student^T)``.
-**α weights the teacher (soft-target) term**: α → 1 means more weight on the
-teacher, as in the MW paper's text ("α near 1 = more weight on the teacher").
-The T² factor keeps the soft term's gradient scale independent of T.
+A :class:`Distiller` turns the student's and the teacher's outputs (and, for
+feature distillers, named intermediate activations) into the training loss.
+It is an ``nn.Module`` so that a strategy can own trainable modules (a
+FitNets regressor, a SimKD projector): the training callback
+:class:`compress.callbacks.Distill` moves it to the device and trains its
+parameters together with the student's.
 
-Strategies (pick by name with :func:`make_distiller`; both take ``temperature``
-and ``teacher_weight``, α named by the term it weights):
+Pick a strategy by name with :func:`make_distiller`. The two Hinton variants
+both take ``temperature`` T > 0 and ``teacher_weight`` w ∈ [0, 1], the weight
+on the *teacher* (soft-target) term — α named by the term it weights:
 
-* ``hinton`` — the loss above (:class:`HintonKD`);
-* ``hinton_code`` — what the MW paper's published Keras code computes
-  (:class:`MWCodeKD`): its models end in softmax, so its "logits" are
-  probabilities, and T divides those probabilities before a second softmax
-  (near-uniform soft targets); its ``alpha`` weights the cross-entropy, the
-  reverse of its text (code α = 0.1 is ``teacher_weight`` 0.9).
+``hinton`` (:class:`HintonKD`; Hinton et al. 2015, the MW paper's text §2.1)
+    ``(1 − w)·CE(s, y) + w·T²·KL(softmax(t/T) ‖ softmax(s/T))`` on logits s, t.
+    "An α value close to one tends toward a more substantial reliance on
+    knowledge transfer from the teacher": the paper's α is w. The T² factor
+    keeps the soft term's gradient scale independent of T.
+``hinton_code`` (:class:`MWCodeKD`; the MW paper's published Keras code)
+    The code's models end in softmax, so the "predictions" it divides by T are
+    probabilities, and its ``alpha`` weights the cross-entropy. With p = softmax
+    of our logits: ``(1 − w)·CE(s, y) + w·T²·KL(softmax(p_t/T) ‖ softmax(p_s/T))``
+    with w = 1 − alpha_code (code α = 0.1 is ``teacher_weight`` 0.9).
 """
 from __future__ import annotations
 
+import abc
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ._validation import check_choice, check_in_range
+from ._validation import check_choice, check_in_range, invalid
 
-__all__ = ["KDConfig", "hinton_kd_loss", "soft_kl", "KD_LOSSES", "Distiller", "HintonKD", "MWCodeKD", "DISTILLERS",
+__all__ = ["KDConfig", "hinton_kd_loss", "soft_kl", "Distiller", "HintonKD", "MWCodeKD", "DISTILLERS",
            "make_distiller"]
+
+Features = Mapping[str, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class KDConfig:
-    """Hinton KD settings: ``temperature`` T > 0 and ``alpha`` ∈ [0, 1], the teacher term's weight."""
+    """Settings of :func:`hinton_kd_loss`: ``temperature`` T > 0 and ``alpha`` ∈ [0, 1], the teacher term's weight."""
 
     temperature: float = 3.0
     alpha: float = 0.5
 
     def __post_init__(self) -> None:
-        check_in_range("temperature", "KDConfig", self.temperature, 0.0, float("inf"))
-        check_in_range("alpha", "KDConfig", self.alpha, 0.0, 1.0, closed="both")
+        _check_hinton("KDConfig", self.temperature, "alpha", self.alpha)
+
+
+def _check_hinton(owner: str, temperature: float, weight_name: str, weight: float) -> None:
+    check_in_range("temperature", owner, temperature, 0.0, float("inf"))
+    check_in_range(weight_name, owner, weight, 0.0, 1.0, closed="both")
 
 
 def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -56,76 +73,129 @@ def hinton_kd_loss(
     *,
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """Hinton KD loss; zero soft term when student = teacher. See module docstring for α."""
+    """Hinton KD loss ``(1 − α)·CE + α·T²·KL``, α on the teacher term; zero soft term when student = teacher."""
     ce = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
     if config.alpha == 0.0:
         return ce
     return (1.0 - config.alpha) * ce + config.alpha * soft_kl(student_logits, teacher_logits, config.temperature)
 
 
-KD_LOSSES = {"hinton": hinton_kd_loss}
+class Distiller(nn.Module, abc.ABC):
+    """A distillation strategy: the training loss from student and teacher outputs.
 
+    Attributes
+    ----------
+    student_features, teacher_features : tuple of str
+        Names (as in ``model.named_modules()``) of the layers whose outputs
+        :meth:`loss` reads, collected by forward hooks during the student's
+        training forward and the teacher's forward. Empty for logit
+        distillers, which lets training precompute the teacher's logits.
 
-class Distiller:
-    """A distillation strategy: the training loss from the student's and the teacher's outputs.
-
-    Logit distillers (the two here) read outputs only; feature-based ones
-    (FitNets, SimKD, CRD) will also declare the intermediate layers they need.
+    Notes
+    -----
+    Trainable modules a strategy owns are ordinary submodules: their
+    parameters are trained with the student's.
     """
 
-    name = ""
+    student_features: tuple[str, ...] = ()
+    teacher_features: tuple[str, ...] = ()
 
-    def loss(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor, *,
-             label_smoothing: float = 0.0) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must define loss")
+    @property
+    def needs_features(self) -> bool:
+        return bool(self.student_features or self.teacher_features)
+
+    @abc.abstractmethod
+    def loss(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        targets: torch.Tensor,
+        student_features: Features,
+        teacher_features: Features,
+        *,
+        label_smoothing: float = 0.0,
+    ) -> torch.Tensor:
+        """The batch's training loss (a scalar); ``label_smoothing`` applies to its cross-entropy term."""
+
+    @abc.abstractmethod
+    def settings(self) -> dict:
+        """The constructor arguments, defaults filled in: ``type(d)(**d.settings())`` rebuilds ``d``."""
 
 
-@dataclass(frozen=True)
-class HintonKD(Distiller):
-    """Hinton KD as the MW paper's §2.1 describes it: ``teacher_weight`` on the soft term."""
+class _SoftTargetKD(Distiller):
+    """Shared settings of the two Hinton variants: ``temperature`` T > 0 and ``teacher_weight`` w ∈ [0, 1]."""
 
-    temperature: float = 3.0
-    teacher_weight: float = 0.5
-    name = "hinton"
+    def __init__(self, temperature: float = 3.0, teacher_weight: float = 0.5):
+        super().__init__()
+        _check_hinton(type(self).__name__, temperature, "teacher_weight", teacher_weight)
+        self.temperature, self.teacher_weight = float(temperature), float(teacher_weight)
 
-    def __post_init__(self) -> None:
-        KDConfig(self.temperature, self.teacher_weight)  # same checks, same messages
+    def settings(self) -> dict:
+        return {"temperature": self.temperature, "teacher_weight": self.teacher_weight}
 
-    def loss(self, student_logits, teacher_logits, targets, *, label_smoothing=0.0):
-        return hinton_kd_loss(student_logits, teacher_logits, targets, KDConfig(self.temperature, self.teacher_weight),
-                              label_smoothing=label_smoothing)
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, teacher_weight={self.teacher_weight}"
 
 
-@dataclass(frozen=True)
-class MWCodeKD(Distiller):
-    """The MW paper's Keras code: ``(1 − w)·CE + w·T²·KL(softmax(p_t/T) ‖ softmax(p_s/T))``, p = softmax(logits).
+class HintonKD(_SoftTargetKD):
+    """Hinton KD as the MW paper's text describes it, ``teacher_weight`` on the soft term: :func:`hinton_kd_loss`."""
 
-    The code writes ``alpha * student_loss + (1 - alpha) * distillation_loss``
-    with alpha on the cross-entropy; ``teacher_weight`` w = 1 − alpha names it by
-    the teacher term, like :class:`HintonKD`, so the two variants line up.
+    def __init__(self, temperature: float = 3.0, teacher_weight: float = 0.5):
+        super().__init__(temperature, teacher_weight)
+        self._config = KDConfig(self.temperature, self.teacher_weight)
+
+    def loss(self, student_logits, teacher_logits, targets, student_features, teacher_features, *,
+             label_smoothing=0.0):
+        return hinton_kd_loss(student_logits, teacher_logits, targets, self._config, label_smoothing=label_smoothing)
+
+
+class MWCodeKD(_SoftTargetKD):
+    """KD as the MW paper's published Keras code computes it (its ``Distiller.train_step``).
+
+    The code (student and teacher end in softmax, so ``predictions`` are
+    probabilities; ``distillation_loss_fn`` is Keras' KL divergence)::
+
+        distillation_loss = KLDivergence(softmax(teacher_predictions / T),
+                                         softmax(student_predictions / T)) * T**2
+        loss = alpha * student_loss + (1 - alpha) * distillation_loss
+
+    Here, with logit-output models and p = softmax(logits)::
+
+        loss = (1 − w)·CE(s, y) + w·T²·KL(softmax(p_t/T) ‖ softmax(p_s/T)),   w = 1 − alpha
+
+    ``teacher_weight`` w is the code's ``1 − alpha``: code α = 0.1 is w = 0.9,
+    mirroring the labels so that w means the same as in :class:`HintonKD`.
+    Probabilities lie in [0, 1], so ``softmax(p/T)`` is close to uniform (the
+    soft targets carry little of the teacher's ranking; that is the variant's
+    point).
     """
 
-    temperature: float = 3.0
-    teacher_weight: float = 0.5
-    name = "hinton_code"
-
-    def __post_init__(self) -> None:
-        KDConfig(self.temperature, self.teacher_weight)
-
-    def loss(self, student_logits, teacher_logits, targets, *, label_smoothing=0.0):
+    def loss(self, student_logits, teacher_logits, targets, student_features, teacher_features, *,
+             label_smoothing=0.0):
         ce = F.cross_entropy(student_logits.float(), targets, label_smoothing=label_smoothing)
         if self.teacher_weight == 0.0:
             return ce
         p_s = F.softmax(student_logits.float(), dim=1)
         p_t = F.softmax(teacher_logits.float(), dim=1)
-        soft = soft_kl(p_s, p_t, self.temperature)  # softmax of probabilities / T: near-uniform targets
-        return (1.0 - self.teacher_weight) * ce + self.teacher_weight * soft
+        return (1.0 - self.teacher_weight) * ce + self.teacher_weight * soft_kl(p_s, p_t, self.temperature)
 
 
-DISTILLERS = {"hinton": HintonKD, "hinton_code": MWCodeKD}
+#: The one lookup table of distillation strategies: name → class.
+DISTILLERS: dict[str, type[Distiller]] = {"hinton": HintonKD, "hinton_code": MWCodeKD}
 
 
 def make_distiller(name: str, **params) -> Distiller:
-    """The strategy registered as ``name`` (:data:`DISTILLERS`) with its parameters."""
+    """The strategy registered as ``name`` in :data:`DISTILLERS`, built with ``params``.
+
+    Raises
+    ------
+    InvalidParameterError
+        For an unknown name (the message lists the known ones) or a bad parameter value.
+    """
     check_choice("name", "make_distiller", name, DISTILLERS)
-    return DISTILLERS[name](**params)
+    cls = DISTILLERS[name]
+    known = [p for p in inspect.signature(cls).parameters]
+    for key in params:
+        if key not in known:
+            raise invalid("params", f"make_distiller({name!r})", f"keywords among {', '.join(known)}", key)
+    return cls(**params)

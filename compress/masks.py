@@ -3,9 +3,14 @@
 A mask set maps parameter names (``model.named_parameters()``) to 0/1 tensors
 of the same shape. Holding a mask means masked weights are zero after every
 optimizer step, whatever momentum or weight decay would do to them.
+
+Names are the plain ones also while a weight is re-parametrized
+(``torch.nn.utils.parametrize``, e.g. by quantization-aware training): the
+mask for ``"fc.weight"`` applies to ``fc.parametrizations.weight.original``.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import torch
@@ -17,10 +22,17 @@ __all__ = ["MaskSet", "apply_masks", "MaskHolder", "sparsity", "validate_masks"]
 
 MaskSet = Mapping[str, torch.Tensor]
 
+_PARAMETRIZED = re.compile(r"parametrizations\.([^.]+)\.original$")
+
+
+def _parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """``model``'s parameters by plain name (a parametrized tensor's original under the tensor's own name)."""
+    return {_PARAMETRIZED.sub(r"\1", name): p for name, p in model.named_parameters()}
+
 
 def validate_masks(model: nn.Module, masks: MaskSet) -> None:
     """Raise :class:`InvalidParameterError` if a mask names no parameter or has the wrong shape."""
-    params = dict(model.named_parameters())
+    params = _parameters(model)
     for name, mask in masks.items():
         if name not in params:
             known = ", ".join(sorted(params)[:20])
@@ -38,7 +50,7 @@ def validate_masks(model: nn.Module, masks: MaskSet) -> None:
 @torch.no_grad()
 def apply_masks(model: nn.Module, masks: MaskSet) -> None:
     """Zero the masked entries of ``model``'s parameters in place."""
-    params = dict(model.named_parameters())
+    params = _parameters(model)
     for name, mask in masks.items():
         p = params[name]
         p.mul_(mask.to(device=p.device, dtype=p.dtype))
@@ -59,7 +71,7 @@ class MaskHolder:
     def __init__(self, model: nn.Module, masks: MaskSet):
         validate_masks(model, masks)
         self.model = model
-        params = dict(model.named_parameters())
+        params = _parameters(model)
         self._pairs = [
             (params[n], m.to(device=params[n].device, dtype=params[n].dtype)) for n, m in masks.items()
         ]
@@ -86,7 +98,7 @@ class MaskHolder:
 
 def sparsity(model: nn.Module, names: list[str] | None = None) -> float:
     """Fraction of exactly-zero entries among the named parameters (all if None)."""
-    params = dict(model.named_parameters())
+    params = _parameters(model)
     names = list(params) if names is None else names
     total = sum(params[n].numel() for n in names)
     zeros = sum(int((params[n] == 0).sum()) for n in names)

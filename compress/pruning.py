@@ -1,10 +1,22 @@
 """Unstructured magnitude (L1) pruning: global or layer-wise, exact sparsity.
 
-The masks come from :mod:`torch.nn.utils.prune` (``L1Unstructured`` picks
-exactly ``round(amount · n)`` weights with ``topk``); we read them out and
-remove the re-parametrisation so the model keeps plain ``weight`` tensors and
-its ``state_dict`` stays loadable into a fresh model. Masks are returned so
-later training can hold them fixed (:class:`compress.masks.MaskHolder`).
+Vocabulary. Unstructured pruning is asked for by ``sparsity``: the fraction
+of the counted entries *removed* (set to zero), the way the pruning
+literature and the MW paper ("pruning 10 %…90 %") state it. Channel pruning
+(:mod:`compress.structured`) keeps ``retained_fraction`` on purpose: it is a
+different quantity — the fraction of the model's *effective* parameters that
+survive the coupled removal of channels (the parameter count of the
+physically smaller network), the compression level of the GC thesis — and
+one name per quantity keeps the two from being compared as if they were the
+same number (and keeps 1 − x float noise out of spec keys). Every function
+says what it counts.
+
+The ``weights`` masks come from :mod:`torch.nn.utils.prune`
+(``L1Unstructured`` picks exactly ``round(sparsity · n)`` weights with
+``topk``); we read them out and remove the re-parametrisation so the model
+keeps plain ``weight`` tensors and its ``state_dict`` stays loadable into a
+fresh model. Masks are returned so later training can hold them fixed
+(:class:`compress.callbacks.HoldMasks`).
 """
 from __future__ import annotations
 
@@ -17,9 +29,8 @@ from ._validation import check_choice, check_in_range
 __all__ = ["SCOPES", "TARGETS", "prunable_weights", "l1_unstructured"]
 
 SCOPES = ("global", "layerwise")
-#: What unstructured pruning may zero: conv/linear weights (the MW paper's text, Keras/tfmot), or every
-#: array of the model (its published code prunes ``model.get_weights()``: biases and BatchNorm
-#: γ, β, moving mean and variance too).
+#: What unstructured pruning counts and may zero: conv/linear weights (the MW paper's text; Keras/tfmot),
+#: or every array of the model (its published code prunes ``model.get_weights()``).
 TARGETS = ("weights", "all_arrays")
 
 
@@ -30,47 +41,51 @@ def prunable_weights(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
-def l1_unstructured(model: nn.Module, ratio: float, *, scope: str = "global", targets: str = "weights") -> dict[str, torch.Tensor]:
-    """Prune ``ratio`` of the conv/linear weights (or of every array) with the smallest |w|, in place.
+def l1_unstructured(
+    model: nn.Module, sparsity: float, *, scope: str = "global", targets: str = "weights"
+) -> dict[str, torch.Tensor]:
+    """Zero the fraction ``sparsity`` of the targeted entries with the smallest magnitude, in place.
 
     Parameters
     ----------
-    ratio : float
-        Fraction of weights to remove, in [0, 1). ``global`` removes exactly
-        ``round(ratio · N)`` of all N prunable weights; ``layerwise`` removes
-        ``round(ratio · n_l)`` in every layer.
+    sparsity : float
+        Fraction of the counted entries removed, in [0, 1). ``global`` zeroes
+        exactly ``round(sparsity · N)`` of all N counted entries (one
+        threshold); ``layerwise`` zeroes ``round(sparsity · n)`` of each
+        layer's (``all_arrays``: each array's) n entries.
     scope : {'global', 'layerwise'}
     targets : {'weights', 'all_arrays'}
-        ``all_arrays`` (global only) zeroes exactly ``round(ratio · N)`` of the N
-        entries of every floating parameter and buffer — BatchNorm running
-        statistics included (a zeroed running variance makes BatchNorm divide
-        by √eps, as in the paper's code).
+        What is counted and may be zeroed. ``weights``: the weights of every
+        conv/linear layer (:func:`prunable_weights`). ``all_arrays`` (the MW
+        paper's code, Keras ``model.get_weights()``): every floating-point
+        parameter *and buffer* — conv/linear weights and biases, BatchNorm
+        weight and bias, BatchNorm ``running_mean`` and ``running_var``. A
+        zeroed running variance makes BatchNorm divide by √eps, as it does in
+        the paper's code (a likely cause of its MobileNet collapse). Ties at
+        the threshold are broken by position, so the count is exact.
 
     Returns
     -------
     dict
-        ``{"<layer>.weight": 0/1 mask}`` for every pruned layer (``all_arrays``:
-        one mask per parameter).
+        0/1 masks by parameter name: ``{"<layer>.weight": mask}`` for every
+        conv/linear layer (``weights``), or one per parameter (``all_arrays``;
+        zeroed buffers are simply zero, they are not trained).
     """
-    check_in_range("ratio", "l1_unstructured", ratio, 0.0, 1.0, closed="left")
+    check_in_range("sparsity", "l1_unstructured", sparsity, 0.0, 1.0, closed="left")
     check_choice("scope", "l1_unstructured", scope, SCOPES)
     check_choice("targets", "l1_unstructured", targets, TARGETS)
     if targets == "all_arrays":
-        if scope != "global":
-            from ._validation import invalid
-
-            raise invalid("scope", "l1_unstructured", "'global' with targets='all_arrays' (the paper code's pruning)", scope)
-        return _prune_all_arrays(model, ratio)
+        return _prune_arrays(model, sparsity, scope)
     layers = prunable_weights(model)
-    if ratio == 0.0:
+    if sparsity == 0.0:
         return {f"{n}.weight": torch.ones_like(m.weight) for n, m in layers}
     if scope == "global":
         torch_prune.global_unstructured(
-            [(m, "weight") for _, m in layers], pruning_method=torch_prune.L1Unstructured, amount=float(ratio)
+            [(m, "weight") for _, m in layers], pruning_method=torch_prune.L1Unstructured, amount=float(sparsity)
         )
     else:
         for _, m in layers:
-            torch_prune.l1_unstructured(m, "weight", amount=float(ratio))
+            torch_prune.l1_unstructured(m, "weight", amount=float(sparsity))
     masks = {}
     for name, m in layers:
         masks[f"{name}.weight"] = m.weight_mask.detach().clone()
@@ -78,26 +93,29 @@ def l1_unstructured(model: nn.Module, ratio: float, *, scope: str = "global", ta
     return masks
 
 
-@torch.no_grad()
-def _prune_all_arrays(model: nn.Module, ratio: float) -> dict[str, torch.Tensor]:
-    """Zero the globally smallest ``round(ratio · N)`` |values| over every floating parameter and buffer.
-
-    Ties at the threshold are broken by position (a stable sort), so exactly
-    that many entries are zeroed.
-    """
-    arrays = [(n, t) for n, t in model.named_parameters()] + [
-        (n, b) for n, b in model.named_buffers() if b.is_floating_point()]
-    flat = torch.cat([t.detach().abs().flatten().float().cpu() for _, t in arrays])
-    k = int(round(ratio * flat.numel()))
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
+def _smallest(values: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Bool keep-mask of ``values`` (flat) without its ``round(sparsity · n)`` smallest |entries| (stable order)."""
+    keep = torch.ones(values.numel(), dtype=torch.bool)
+    k = round(sparsity * values.numel())
     if k:
-        keep[torch.argsort(flat, stable=True)[:k]] = False
-    masks, start = {}, 0
+        keep[torch.argsort(values.abs(), stable=True)[:k]] = False
+    return keep
+
+
+@torch.no_grad()
+def _prune_arrays(model: nn.Module, sparsity: float, scope: str) -> dict[str, torch.Tensor]:
+    """Every floating parameter and buffer pruned by magnitude (``targets="all_arrays"``)."""
     params = dict(model.named_parameters())
-    for name, t in arrays:
-        m = keep[start:start + t.numel()].view_as(t).to(t.device)
-        start += t.numel()
-        t.mul_(m.to(t.dtype))
+    arrays = list(params.items()) + [(n, b) for n, b in model.named_buffers() if b.is_floating_point()]
+    flat = [t.detach().flatten().float().cpu() for _, t in arrays]
+    if scope == "global":
+        keeps = torch.split(_smallest(torch.cat(flat), sparsity), [f.numel() for f in flat])
+    else:
+        keeps = [_smallest(f, sparsity) for f in flat]
+    masks = {}
+    for (name, t), keep in zip(arrays, keeps):
+        mask = keep.view(t.shape).to(device=t.device, dtype=t.dtype)
+        t.mul_(mask)
         if name in params:
-            masks[name] = m.to(t.dtype)
+            masks[name] = mask
     return masks

@@ -1,17 +1,16 @@
 """Post-training quantization, simulated on any device.
 
-* ``fp16`` / ``bf16``: every parameter and buffer is rounded to the format;
-  with ``activations=True`` the input of every conv/linear layer is rounded
-  too, so the arithmetic sees the values a half-precision model would
-  (accumulation stays float32, as on tensor cores).
+* ``fp16`` / ``bf16``: every parameter and buffer is rounded to the format,
+  and the input of every conv/linear layer is rounded too, so the arithmetic
+  sees the values a half-precision model would (accumulation stays float32,
+  as on tensor cores).
 * ``int8`` (and ``int4``): conv/linear weights are fake-quantized per output
-  channel, symmetric; with ``activations=True`` layer inputs are
-  fake-quantized per tensor with symmetric ranges calibrated on a batch of
-  training inputs. Uses torch's maintained ``fake_quantize_*`` ops.
+  channel, symmetric; layer inputs are fake-quantized per tensor with
+  symmetric ranges calibrated on a batch of training inputs. Uses torch's
+  maintained ``fake_quantize_*`` ops.
 
-Weights only (``activations=False``) is what the MW paper's code does
-(TensorFlow Lite float16 weights; dynamic-range int8: int8 weights, float
-activations); weights and activations is a declared variant.
+With ``activations=False`` only the weights are quantized (the MW paper's
+code: TensorFlow Lite float16 weights; dynamic-range int8, float activations).
 
 The quantized model is a float model whose values lie on the quantization
 grid plus activation hooks; :func:`attach_activation_quant` re-attaches the
@@ -24,14 +23,17 @@ import copy
 import torch
 from torch import nn
 
-from ._validation import check_choice
+from ._validation import check_choice, invalid
 
-__all__ = ["SCHEMES", "BITS", "quantize", "fake_quant_weight", "attach_activation_quant", "calibrate"]
+__all__ = ["SCHEMES", "BITS", "QUANT_SCOPES", "quantize", "fake_quant_weight", "quant_layers", "storage_bits",
+           "attach_activation_quant", "calibrate"]
 
 SCHEMES = ("fp16", "bf16", "int8", "int4")
 BITS = {"fp16": 16, "bf16": 16, "int8": 8, "int4": 4}
+#: Which layers' weights integer quantization touches (declared variants).
+QUANT_SCOPES = ("conv+linear", "linear")
 _FLOAT = {"fp16": torch.float16, "bf16": torch.bfloat16}
-_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+_SCOPE_LAYERS = {"conv+linear": (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear), "linear": (nn.Linear,)}
 
 
 def _qmax(bits: int) -> int:
@@ -52,8 +54,24 @@ def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.fake_quantize_per_channel_affine(w.float(), scale, zero, 0, -qmax, qmax)
 
 
-def _quant_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, _LAYERS)]
+def quant_layers(model: nn.Module, scope: str = "conv+linear") -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of the layers whose weights ``scope`` quantizes, in module order."""
+    check_choice("scope", "quant_layers", scope, QUANT_SCOPES)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, _SCOPE_LAYERS[scope])]
+
+
+def storage_bits(model: nn.Module, scheme: str) -> dict[str, int]:
+    """Bits per stored value of every parameter of ``quantize(model, scheme)``, by parameter name.
+
+    ``fp16``/``bf16`` store every parameter in 16 bits; ``int8``/``int4`` store
+    conv/linear weights in 8/4 bits and everything else in float32 (the one
+    float scale per output channel is not counted).
+    """
+    check_choice("scheme", "storage_bits", scheme, SCHEMES)
+    if scheme in _FLOAT:
+        return {n: BITS[scheme] for n, _ in model.named_parameters()}
+    weights = {f"{n}.weight" if n else "weight" for n, _ in quant_layers(model)}
+    return {n: BITS[scheme] if n in weights else 32 for n, _ in model.named_parameters()}
 
 
 @torch.no_grad()
@@ -61,7 +79,7 @@ def calibrate(model: nn.Module, x: torch.Tensor, *, batch_size: int = 512) -> di
     """Max |input| of every conv/linear layer over ``x`` (eval mode)."""
     ranges: dict[str, float] = {}
     handles = []
-    for name, m in _quant_layers(model):
+    for name, m in quant_layers(model):
         def hook(mod, inputs, name=name):
             v = float(inputs[0].detach().abs().max())
             ranges[name] = max(ranges.get(name, 0.0), v)
@@ -82,7 +100,7 @@ def attach_activation_quant(model: nn.Module, scheme: str, act_ranges: dict[str,
     """Round the input of every conv/linear layer to ``scheme``; returns the hook handles."""
     check_choice("scheme", "attach_activation_quant", scheme, SCHEMES)
     handles = []
-    for name, m in _quant_layers(model):
+    for name, m in quant_layers(model):
         if scheme in _FLOAT:
             dtype = _FLOAT[scheme]
             hook = lambda mod, inputs, dtype=dtype: (inputs[0].to(dtype).to(inputs[0].dtype),)
@@ -99,17 +117,23 @@ def attach_activation_quant(model: nn.Module, scheme: str, act_ranges: dict[str,
 @torch.no_grad()
 def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = None,
              activations: bool = True) -> tuple[nn.Module, dict[str, float]]:
-    """Return a quantized deep copy of ``model`` and its activation ranges (empty when weights only).
+    """Return a quantized deep copy of ``model`` and its activation ranges (empty for weights only).
 
     Parameters
     ----------
     scheme : {'fp16', 'bf16', 'int8', 'int4'}
     calib_x : Tensor, optional
-        Calibration inputs for integer schemes with ``activations`` (required then).
+        Calibration inputs; required for integer schemes with ``activations``.
     activations : bool
-        Also quantize every conv/linear layer's input (False: weights only).
+        Also quantize the input of every conv/linear layer. ``False``: weights
+        only, as the MW paper's code (TensorFlow Lite float16 weights;
+        dynamic-range int8 keeps float activations).
     """
     check_choice("scheme", "quantize", scheme, SCHEMES)
+    if not isinstance(activations, bool):
+        raise invalid("activations", "quantize", "True or False", activations)
+    if activations and scheme not in _FLOAT and calib_x is None:
+        raise invalid("calib_x", "quantize", f"a batch of calibration inputs for scheme {scheme!r}", None)
     q = copy.deepcopy(model).eval()
     ranges: dict[str, float] = {}
     if scheme in _FLOAT:
@@ -118,12 +142,8 @@ def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = No
             t.copy_(t.to(dtype).to(t.dtype))
     else:
         if activations:
-            if calib_x is None:
-                from ._validation import invalid
-
-                raise invalid("calib_x", "quantize", f"a batch of calibration inputs for scheme {scheme!r}", None)
             ranges = calibrate(q, calib_x)
-        for _, m in _quant_layers(q):
+        for _, m in quant_layers(q):
             m.weight.copy_(fake_quant_weight(m.weight, BITS[scheme]))
     if activations:
         attach_activation_quant(q, scheme, ranges)

@@ -1,11 +1,13 @@
-"""Artifact recipes: spec constructors and the builders that turn specs into models.
+"""Artifact recipes: a registry of artifact kinds, each owning its spec constructor, builder and label.
 
-Kinds (each a small builder in one lookup table, :data:`BUILDER_KINDS`):
+Kinds registered here (:data:`KINDS`):
 
 ``train``     a model trained from scratch (init seed + data-order seed)
-``distill``   a student trained with Hinton KD from its parent (the teacher);
-              self-distillation starts from the teacher's *initial* weights
-              because the student spec carries the teacher's ``init_seed``
+``distill``   a student trained from its parent (the teacher) with a distillation
+              strategy (:data:`compress.distill.DISTILLERS`); by default
+              self-distillation from the teacher's *initial* weights (the
+              student spec carries the teacher's ``init_seed``), or another
+              architecture (cross-architecture distillation)
 ``prune``     post-hoc global/layer-wise L1 unstructured pruning of its parent
 ``quantize``  post-hoc FP16/BF16/INT8/INT4 (simulated) of its parent
 ``eval``      the parent's logits and accuracy on the test split
@@ -14,34 +16,51 @@ Kinds (each a small builder in one lookup table, :data:`BUILDER_KINDS`):
               with the masks held fixed (GC thesis: iterative pruning)
 ``rewind_distill``  the pruned architecture of parent 0 with its unmasked weights
               reset to the teacher's (parent 1) *initial* weights, trained
-              with KD from the teacher, masks held fixed (GC thesis)
+              with a distiller from the teacher, masks held fixed (GC thesis)
 
-Model payloads hold a CPU ``state_dict`` plus what is needed to rebuild the
-module (architecture, classes, input shape, overrides) and metrics.
+Another module adds a kind with :func:`register_kind` (a paper's layer-wise
+CKA, Grad-CAM maps); :func:`make_builders` serves every kind registered when
+it is called. A kind whose specs make a model from data (``train``,
+``distill``) carries the parameters ``arch``, ``dataset``, ``data_seed``,
+``data_options``, ``overrides`` and ``init_seed``; every other spec finds its
+data through its first parent.
+
+Model payloads hold a CPU ``state_dict``, what is needed to rebuild the module
+(architecture, classes, input shape, overrides), ``metrics`` and
+``accounting`` (:func:`compress.accounting.account`: parameters, non-zeros,
+bytes; channel-pruned models also ``effective_parameters``, the count after
+coupled removal).
 """
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from ._validation import check_choice, check_in_range, invalid
+from .accounting import account
+from .callbacks import Distill, HoldMasks
 from .data import InMemoryDataset, load_dataset
-from ._validation import check_choice
-from .distill import DISTILLERS, make_distiller
+from .distill import make_distiller
+from .masks import apply_masks
 from .models import create_model
 from .numerics import cpu_build
-from .pruning import TARGETS, l1_unstructured
-from .masks import apply_masks
-from .quantize import attach_activation_quant, quantize
-from .structured import channel_masks, retained_fraction, rewind_to_init
+from .pruning import SCOPES, TARGETS, l1_unstructured
+from .quantize import SCHEMES, attach_activation_quant, quantize, storage_bits
 from .runtime import resolve_device
-from .store import Spec
+from .store import BuildContext, Spec
+from .structured import NORMS, channel_masks, effective_parameter_count, retained_fraction, rewind_to_init
 from .training import TrainConfig, accuracy, predict, train
 
 __all__ = [
+    "Kind",
+    "KINDS",
+    "register_kind",
     "Workspace",
     "make_builders",
     "train_spec",
@@ -55,19 +74,190 @@ __all__ = [
     "label",
     "RECIPE_VERSION",
     "single_threaded_on_cpu",
-    "BUILDER_KINDS",
 ]
 
 # Part of every spec this module makes: bump it when a builder's output changes for the same
 # parameters (a bug fix, a new training detail), so stores built by older code are not reused.
-RECIPE_VERSION = 1
+# 2: every model payload carries "accounting".
+RECIPE_VERSION = 2
 
-BUILDER_KINDS = ("train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill")
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class Workspace:
+    """Where builders run: device, data root, and a per-process dataset cache."""
+
+    device: str = "auto"
+    data_root: str | None = None
+    download: bool = False
+    _datasets: dict = field(default_factory=dict)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def dataset(self, spec: Spec) -> InMemoryDataset:
+        """The dataset of ``spec``'s model root (see the module docstring), on :attr:`torch_device`."""
+        p = dict(_model_root(spec, "Workspace.dataset").params)
+        key = (p["dataset"], p["data_seed"], p["data_options"])
+        if key not in self._datasets:
+            ds = load_dataset(p["dataset"], root=self.data_root, seed=p["data_seed"], download=self.download, **dict(p["data_options"]))
+            self._datasets[key] = ds.to(self.torch_device)
+        return self._datasets[key]
+
+
+Builder = Callable[[Workspace, Spec, list, BuildContext], Any]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An artifact kind.
+
+    Attributes
+    ----------
+    name : str
+        The ``Spec.kind`` it builds.
+    spec : callable
+        Its spec constructor (e.g. :func:`prune_spec`).
+    build : callable
+        ``build(workspace, spec, parent_payloads, context) -> payload``.
+    label : callable
+        ``label(spec) -> str``, a short human name for progress lines.
+    """
+
+    name: str
+    spec: Callable[..., Spec]
+    build: Builder
+    label: Callable[[Spec], str]
+
+
+#: Every registered artifact kind, by name.
+KINDS: dict[str, Kind] = {}
+
+
+def register_kind(name: str, *, spec: Callable[..., Spec], build: Builder, label: Callable[[Spec], str]) -> Kind:
+    """Register the artifact kind ``name`` (see :class:`Kind`); :func:`make_builders` will serve it.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``name`` is empty or already registered, or a part is not callable.
+    """
+    if not isinstance(name, str) or not name:
+        raise invalid("name", "register_kind", "a non-empty str", name)
+    if name in KINDS:
+        raise invalid("name", "register_kind", f"a kind not registered yet (registered: {', '.join(KINDS)})", name)
+    for part, fn in (("spec", spec), ("build", build), ("label", label)):
+        if not callable(fn):
+            raise invalid(part, "register_kind", "a callable", fn)
+    KINDS[name] = kind = Kind(name, spec, build, label)
+    return kind
+
+
+def make_builders(ws: Workspace) -> dict:
+    """The lookup table kind → builder for :class:`compress.store.ArtifactStore`, one per registered kind."""
+    return {name: single_threaded_on_cpu(functools.partial(kind.build, ws), ws) for name, kind in KINDS.items()}
+
+
+def single_threaded_on_cpu(builder, ws: Workspace):
+    """Run a CPU build inside :func:`compress.numerics.cpu_build` (one thread, pinned kernels).
+
+    The store's key does not (and should not) include the thread count or the
+    machine; pinning them makes an artifact's bytes the same whether it was
+    built under ``-n 1`` or ``-n 4``, here or on another x86-64 machine.
+    """
+
+    def build(spec, parents, ctx):
+        if ws.torch_device.type != "cpu":
+            return builder(spec, parents, ctx)
+        with cpu_build():
+            return builder(spec, parents, ctx)
+
+    return build
+
+
+def label(spec: Spec) -> str:
+    """Short human name of a spec for progress lines, e.g. ``distill resnet18/digits init 0 seed 24 hinton
+    teacher_weight=0.5 temperature=3.0`` or ``prune 90%→70%→50% (l1) of rewind-distill 90% of train
+    resnet18/digits init 0 seed 0``. Kinds registered without a label of their own list their parameters."""
+    kind = KINDS.get(spec.kind)
+    return kind.label(spec) if kind is not None else _parameters_label(spec)
+
+
+def _parameters_label(spec: Spec) -> str:
+    p = " ".join(f"{k}={v}" for k, v in spec.params if k != "recipe")
+    return f"{spec.kind} {p}" + (f" of {label(spec.parents[0])}" if spec.parents else "")
+
+
+# --------------------------------------------------------------------------- payloads
 
 
 def _pairs(d: Mapping | tuple) -> tuple:
     items = d.items() if isinstance(d, Mapping) else d
     return tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in items))
+
+
+def _model_root(spec: Spec, owner: str) -> Spec:
+    """The nearest spec along first parents that makes a model from data (it fixes arch and data)."""
+    node = spec
+    while "dataset" not in dict(node.params):
+        if not node.parents:
+            raise invalid("spec", owner, "a spec descending from a model trained on data (train, distill)", spec.kind)
+        node = node.parents[0]
+    return node
+
+
+def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> nn.Module:
+    """Rebuild the module a model payload describes (quantization hooks included)."""
+    model = create_model(payload["arch"], payload["num_classes"], tuple(payload["in_shape"]), **dict(payload["overrides"]))
+    model.load_state_dict(payload["state_dict"])
+    quant = payload.get("quant")
+    if quant:
+        attach_activation_quant(model, quant["scheme"], dict(quant["act_ranges"]))
+    return model.to(device).eval()
+
+
+def _init_model(arch: str, num_classes: int, in_shape: tuple, overrides, init_seed: int) -> nn.Module:
+    """A freshly initialised model whose weights depend on ``init_seed`` alone.
+
+    Built on the CPU under a forked RNG, so the weights are the same on every
+    device and the caller's global RNG state is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return create_model(arch, num_classes, in_shape, **dict(overrides))
+
+
+def _payload(model: nn.Module, like: Mapping, *, bits: Mapping[str, int] | None = None, masks=None, **extra) -> dict:
+    """A model payload: ``like``'s architecture fields, the CPU state and accounting.
+
+    Channel ``masks`` are stored too (children nest their masks in them) and
+    give the effective parameter count.
+    """
+    out = {k: like[k] for k in ("arch", "num_classes", "in_shape", "overrides")}
+    out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    out["accounting"] = account(model, bits=bits)
+    if masks is not None:
+        out["accounting"]["effective_parameters"] = effective_parameter_count(model, masks)
+        out["masks"] = {k: v.detach().cpu() for k, v in masks.items()}
+    out.update(extra)
+    return out
+
+
+def _trained(model: nn.Module, like: Mapping, data: InMemoryDataset, spec: Spec, config: TrainConfig, seed: int,
+             callbacks: list, masks=None, **extra) -> dict:
+    """Train ``model`` with ``callbacks`` and return its payload with test accuracy and the training record."""
+    res = train(model, data.x_train, data.y_train, config, seed=seed, callbacks=callbacks, describe=label(spec))
+    metrics = {"test_acc": accuracy(predict(model, data.x_test), data.y_test)}
+    if masks is not None:
+        metrics["retained_fraction"] = retained_fraction(model, masks)
+    metrics.update(train_seconds=res.seconds, losses=res.losses)
+    return _payload(model, like, masks=masks, metrics=metrics, **extra)
+
+
+# --------------------------------------------------------------------------- train, distill
 
 
 def train_spec(
@@ -107,244 +297,247 @@ def distill_spec(
     student_overrides: Mapping | tuple | None = None,
     init_seed: int | None = None,
 ) -> Spec:
-    """A student trained with the strategy ``distiller`` (:data:`compress.distill.DISTILLERS`) from ``teacher``.
+    """A student trained with the strategy ``distiller`` from ``teacher`` on the teacher's data.
 
-    By default self-distillation as the MW paper runs it: the teacher's
-    architecture, starting from the teacher's *initial* weights (its
-    ``init_seed``). ``student_arch``/``student_overrides``/``init_seed`` make
-    the student another model (cross-architecture distillation); the data are
-    always the teacher's.
+    Parameters
+    ----------
+    teacher : Spec
+        A model spec (train, distill, or one derived from them).
+    seed : int
+        Data order of the student's training.
+    train : TrainConfig
+    distiller : str
+        A name in :data:`compress.distill.DISTILLERS`.
+    distiller_params : mapping
+        Its parameters (e.g. ``temperature``, ``teacher_weight``); validated
+        here, stored with defaults filled in.
+    student_arch : str, optional
+        Default: the teacher's architecture (self-distillation).
+    student_overrides : mapping, optional
+        Default: the teacher's overrides when the student has the teacher's
+        architecture, none otherwise.
+    init_seed : int, optional
+        The student's initial weights. Default: the teacher's ``init_seed``, so
+        a self-distilled student starts from the teacher's *initial* weights,
+        as the MW paper's self-distillation does.
     """
-    check_choice("distiller", "distill_spec", distiller, DISTILLERS)
-    p = dict(teacher.params)
+    settings = make_distiller(distiller, **dict(distiller_params)).settings()
+    p = dict(_model_root(teacher, "distill_spec").params)
+    arch = p["arch"] if student_arch is None else student_arch
+    if student_overrides is None:
+        overrides = p["overrides"] if arch == p["arch"] else ()
+    else:
+        overrides = _pairs(student_overrides)
     return Spec.make(
         "distill",
         recipe=RECIPE_VERSION,
         parents=(teacher,),
-        arch=student_arch or p["arch"],
+        arch=arch,
         dataset=p["dataset"],
         data_seed=p["data_seed"],
         data_options=p["data_options"],
-        overrides=p["overrides"] if student_overrides is None else _pairs(student_overrides),
-        init_seed=p["init_seed"] if init_seed is None else int(init_seed),
+        overrides=overrides,
+        init_seed=p["init_seed"] if init_seed is None else init_seed,
         seed=seed,
         distiller=distiller,
-        distiller_params=_pairs(distiller_params),
+        distiller_params=_pairs(settings),
         train=_pairs(train.as_dict()),
     )
 
 
+def _model_label(spec: Spec) -> str:
+    p = dict(spec.params)
+    return f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
+
+
+def _distill_label(spec: Spec) -> str:
+    p = dict(spec.params)
+    teacher_arch = dict(_model_root(spec.parents[0], "label").params)["arch"]
+    source = "" if teacher_arch == p["arch"] else f" from {teacher_arch}"
+    return f"{_model_label(spec)}{source} {_distiller_label(spec)}"
+
+
+def _distiller_label(spec: Spec) -> str:
+    return " ".join([spec.param("distiller"), *(f"{k}={v}" for k, v in spec.param("distiller_params"))])
+
+
+def _fresh_model(data: InMemoryDataset, spec: Spec) -> tuple[nn.Module, dict]:
+    """The spec's initial model on the data's device, and the payload fields that rebuild it."""
+    p = dict(spec.params)
+    model = _init_model(p["arch"], data.num_classes, data.in_shape, p["overrides"], p["init_seed"])
+    meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape),
+            "overrides": dict(p["overrides"])}
+    return model.to(data.device), meta
+
+
+def _build_train(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    model, meta = _fresh_model(data, spec)
+    return _trained(model, meta, data, spec, TrainConfig(**dict(spec.param("train"))), spec.param("seed"), [])
+
+
+def _build_distill(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    model, meta = _fresh_model(data, spec)
+    distill = Distill(make_distiller(spec.param("distiller"), **dict(spec.param("distiller_params"))),
+                      model_from_payload(parents[0], data.device))
+    return _trained(model, meta, data, spec, TrainConfig(**dict(spec.param("train"))), spec.param("seed"), [distill])
+
+
+# --------------------------------------------------------------------------- post-hoc: prune, quantize, eval
+
+
 def prune_spec(parent: Spec, *, sparsity: float, scope: str = "global", targets: str = "weights") -> Spec:
-    """Post-hoc global/layer-wise L1 unstructured pruning of ``sparsity`` of the ``targets`` (no fine-tuning)."""
+    """Post-hoc L1 unstructured pruning of ``parent`` (no fine-tuning): :func:`compress.pruning.l1_unstructured`.
+
+    ``sparsity`` is the fraction of the ``targets`` entries zeroed (conv/linear
+    weights, or every array as the MW paper's code).
+    """
+    check_in_range("sparsity", "prune_spec", sparsity, 0.0, 1.0, closed="left")
+    check_choice("scope", "prune_spec", scope, SCOPES)
     check_choice("targets", "prune_spec", targets, TARGETS)
     return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured",
                      sparsity=float(sparsity), scope=scope, targets=targets)
 
 
+def _prune_label(spec: Spec) -> str:
+    p = dict(spec.params)
+    return f"prune {p['sparsity']:.0%} ({p['scope']} {p['targets']}) of {label(spec.parents[0])}"
+
+
+def _build_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    model = model_from_payload(parents[0], data.device)
+    masks = l1_unstructured(model, spec.param("sparsity"), scope=spec.param("scope"), targets=spec.param("targets"))
+    acc = accuracy(predict(model, data.x_test), data.y_test)
+    kept = sum(int(m.sum()) for m in masks.values())
+    total = sum(m.numel() for m in masks.values())
+    return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": 1 - kept / max(total, 1)})
+
+
 def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512, activations: bool = True) -> Spec:
-    """Post-hoc quantization of ``parent``: weights, and the layers' inputs too when ``activations``."""
+    """Post-hoc quantization of ``parent`` (:func:`compress.quantize.quantize`): weights, and layer inputs if ``activations``.
+
+    Integer schemes calibrate activation ranges on ``calib_n`` training inputs.
+    """
+    check_choice("scheme", "quantize_spec", scheme, SCHEMES)
     return Spec.make("quantize", parents=(parent,), recipe=RECIPE_VERSION, scheme=scheme, calib_n=calib_n,
                      activations=bool(activations))
 
 
+def _quantize_label(spec: Spec) -> str:
+    weights_only = "" if spec.param("activations") else " weights only"
+    return f"quantize {spec.param('scheme')}{weights_only} of {label(spec.parents[0])}"
+
+
+def _build_quantize(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    model = model_from_payload(parents[0], data.device)
+    scheme, activations = spec.param("scheme"), spec.param("activations")
+    g = torch.Generator().manual_seed(0)
+    calib = data.x_train[torch.randperm(data.n_train, generator=g)[: spec.param("calib_n")].to(data.device)]
+    q, ranges = quantize(model, scheme, calib_x=calib, activations=activations)
+    acc = accuracy(predict(q, data.x_test), data.y_test)
+    quant = {"scheme": scheme, "act_ranges": ranges} if activations else None
+    return _payload(q, parents[0], bits=storage_bits(q, scheme), quant=quant, metrics={"test_acc": acc})
+
+
 def eval_spec(parent: Spec) -> Spec:
+    """The logits and accuracy of ``parent`` on the test split (not a model payload)."""
     return Spec.make("eval", parents=(parent,), recipe=RECIPE_VERSION, split="test")
 
 
+def _eval_label(spec: Spec) -> str:
+    return f"eval of {label(spec.parents[0])}"
+
+
+def _build_eval(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    t0 = time.perf_counter()
+    logits = predict(model_from_payload(parents[0], data.device), data.x_test)
+    return {
+        "logits": logits.cpu(),
+        "test_acc": accuracy(logits, data.y_test),
+        "labels": data.y_test.cpu(),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+# --------------------------------------------------------------------------- GC: channel pruning, rewinding
+
+
 def channel_prune_spec(
-    parent: Spec, retained_fraction: float, *, finetune: TrainConfig, seed: int, norm: str = "l1", scope: str = "global"
+    parent: Spec, *, retained_fraction: float, finetune: TrainConfig, seed: int, norm: str = "l1", scope: str = "global"
 ) -> Spec:
-    """Structured pruning of ``parent`` to ``retained_fraction`` of the dense parameters, then fine-tuning."""
-    return Spec.make("channel_prune", parents=(parent,), recipe=RECIPE_VERSION, retained_fraction=float(retained_fraction), norm=norm,
-                     scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
+    """Structured pruning of ``parent`` then fine-tuning with the masks held (:func:`compress.structured.channel_masks`).
+
+    ``retained_fraction`` is the fraction of the dense *effective* parameters
+    kept after coupled channel removal (why not ``sparsity``:
+    :mod:`compress.pruning`). Masks nest with ``parent``'s when it is itself
+    channel-pruned (iterative pruning).
+    """
+    check_in_range("retained_fraction", "channel_prune_spec", retained_fraction, 0.0, 1.0, closed="right")
+    check_choice("norm", "channel_prune_spec", norm, NORMS)
+    check_choice("scope", "channel_prune_spec", scope, SCOPES)
+    return Spec.make("channel_prune", parents=(parent,), recipe=RECIPE_VERSION, retained_fraction=float(retained_fraction),
+                     norm=norm, scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
+
+
+def _channel_prune_label(spec: Spec) -> str:
+    levels, node = [], spec
+    while node.kind == "channel_prune":
+        levels.append(f"{node.param('retained_fraction'):.0%}")
+        node = node.parents[0]
+    return f"prune {'→'.join(reversed(levels))} ({spec.param('norm')}) of {label(node)}"
+
+
+def _build_channel_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    p = dict(spec.params)
+    model = model_from_payload(parents[0], data.device)
+    within = dict(parents[0]["masks"]) if parents[0].get("masks") else None
+    masks = channel_masks(model, p["retained_fraction"], norm=p["norm"], scope=p["scope"],
+                          example_inputs=data.x_train[:2], within=within)
+    apply_masks(model, masks)
+    return _trained(model, parents[0], data, spec, TrainConfig(**dict(p["finetune"])), p["seed"], [HoldMasks(masks)],
+                    masks=masks)
 
 
 def rewind_distill_spec(pruned: Spec, teacher: Spec, *, seed: int, train: TrainConfig, distiller: str = "hinton",
                         distiller_params: Mapping | tuple = ()) -> Spec:
-    """The pruned architecture rewound to the teacher's initial weights and distilled from the teacher."""
-    check_choice("distiller", "rewind_distill_spec", distiller, DISTILLERS)
+    """The pruned architecture rewound to the teacher's initial weights and distilled from the teacher, masks held.
+
+    ``distiller``/``distiller_params`` as in :func:`distill_spec`.
+    """
+    settings = make_distiller(distiller, **dict(distiller_params)).settings()
     return Spec.make("rewind_distill", parents=(pruned, teacher), recipe=RECIPE_VERSION, seed=seed,
-                     distiller=distiller, distiller_params=_pairs(distiller_params), train=_pairs(train.as_dict()))
+                     distiller=distiller, distiller_params=_pairs(settings), train=_pairs(train.as_dict()))
 
 
-def _root_model_spec(spec: Spec) -> Spec:
-    """The train/distill spec a derived spec descends from (it fixes arch and data)."""
-    while spec.kind not in ("train", "distill"):
-        spec = spec.parents[-1] if spec.kind == "rewind_distill" else spec.parents[0]
-    return spec
+def _rewind_distill_label(spec: Spec) -> str:
+    return f"rewind-distill {spec.parents[0].param('retained_fraction'):.0%} of {label(spec.parents[1])}"
 
 
-def label(spec: Spec) -> str:
-    """Short human name of a spec for progress lines, e.g. ``distill resnet18/digits init 0 seed 24 α=0.5 T=3.0``
-    or ``prune 90%→70%→50% (l1) of rewind-distill 90% of train resnet18/digits init 0 seed 0``."""
-    p = {k: v for k, v in spec.params if k != "recipe"}
-    if spec.kind == "channel_prune":
-        levels, node = [], spec
-        while node.kind == "channel_prune":
-            levels.append(f"{node.param('retained_fraction'):.0%}")
-            node = node.parents[0]
-        return f"prune {'→'.join(reversed(levels))} ({p['norm']}) of {label(node)}"
-    if spec.kind == "rewind_distill":
-        return f"rewind-distill {spec.parents[0].param('retained_fraction'):.0%} of {label(spec.parents[1])}"
-    if spec.kind in ("train", "distill"):
-        text = f"{spec.kind} {p['arch']}/{p['dataset']} init {p['init_seed']} seed {p['seed']}"
-        if spec.kind == "distill":
-            kd = dict(p["distiller_params"])
-            text += f" {p['distiller']} w={kd.get('teacher_weight')} T={kd.get('temperature')}"
-        return text
-    return f"{spec.kind} {' '.join(f'{k}={v}' for k, v in p.items())} of {label(spec.parents[0])}"
+def _build_rewind_distill(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
+    data = ws.dataset(spec)
+    p = dict(spec.params)
+    pruned, teacher_payload = parents
+    masks = {k: v.to(data.device) for k, v in pruned["masks"].items()}
+    init_seed = _model_root(spec.parents[1], "rewind_distill").param("init_seed")
+    # the teacher's initial weights, exactly as its train spec made them
+    init = _init_model(pruned["arch"], pruned["num_classes"], tuple(pruned["in_shape"]), pruned["overrides"], init_seed)
+    model = model_from_payload(pruned, data.device)
+    rewind_to_init(model, masks, {k: v.to(data.device) for k, v in init.state_dict().items()})
+    distill = Distill(make_distiller(p["distiller"], **dict(p["distiller_params"])),
+                      model_from_payload(teacher_payload, data.device))
+    return _trained(model, pruned, data, spec, TrainConfig(**dict(p["train"])), p["seed"], [HoldMasks(masks), distill],
+                    masks=masks)
 
 
-def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild the module a model payload describes (quantization hooks included)."""
-    model = create_model(payload["arch"], payload["num_classes"], tuple(payload["in_shape"]), **dict(payload["overrides"]))
-    model.load_state_dict(payload["state_dict"])
-    quant = payload.get("quant")
-    if quant:
-        attach_activation_quant(model, quant["scheme"], dict(quant["act_ranges"]))
-    return model.to(device).eval()
-
-
-def _init_model(arch: str, num_classes: int, in_shape: tuple, overrides, init_seed: int) -> nn.Module:
-    """A freshly initialised model whose weights depend on ``init_seed`` alone.
-
-    Built on the CPU under a forked RNG, so the weights are the same on every
-    device and the caller's global RNG state is left as it was.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        return create_model(arch, num_classes, in_shape, **dict(overrides))
-
-
-def _payload(model: nn.Module, like: Mapping, **extra) -> dict:
-    out = {k: like[k] for k in ("arch", "num_classes", "in_shape", "overrides")}
-    out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    out.update(extra)
-    return out
-
-
-@dataclass
-class Workspace:
-    """Where builders run: device, data root, and a per-process dataset cache."""
-
-    device: str = "auto"
-    data_root: str | None = None
-    download: bool = False
-    _datasets: dict = field(default_factory=dict)
-
-    @property
-    def torch_device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def dataset(self, spec: Spec) -> InMemoryDataset:
-        p = dict(_root_model_spec(spec).params)
-        key = (p["dataset"], p["data_seed"], p["data_options"])
-        if key not in self._datasets:
-            ds = load_dataset(p["dataset"], root=self.data_root, seed=p["data_seed"], download=self.download, **dict(p["data_options"]))
-            self._datasets[key] = ds.to(self.torch_device)
-        return self._datasets[key]
-
-
-def make_builders(ws: Workspace) -> dict:
-    """The lookup table kind → builder for :class:`compress.store.ArtifactStore`."""
-
-    def build_train(spec: Spec, parents: list, ctx) -> dict:
-        p = dict(spec.params)
-        data = ws.dataset(spec)
-        model = _init_model(p["arch"], data.num_classes, data.in_shape, p["overrides"], p["init_seed"])
-        meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape), "overrides": dict(p["overrides"])}
-        model = model.to(data.device)
-        cfg = TrainConfig(**dict(p["train"]))
-        kwargs = {}
-        if spec.kind == "distill":
-            teacher = model_from_payload(parents[0], data.device)
-            kwargs = {"teacher": teacher, "kd": make_distiller(p["distiller"], **dict(p["distiller_params"]))}
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], describe=label(spec), **kwargs)
-        acc = accuracy(predict(model, data.x_test), data.y_test)
-        return _payload(model, meta, metrics={"test_acc": acc, "train_seconds": res.seconds, "losses": res.losses})
-
-    def build_prune(spec: Spec, parents: list, ctx) -> dict:
-        data = ws.dataset(spec)
-        model = model_from_payload(parents[0], data.device)
-        masks = l1_unstructured(model, spec.param("sparsity"), scope=spec.param("scope"), targets=spec.param("targets"))
-        acc = accuracy(predict(model, data.x_test), data.y_test)
-        kept = sum(int(m.sum()) for m in masks.values())
-        total = sum(m.numel() for m in masks.values())
-        return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": 1 - kept / max(total, 1)})
-
-    def build_quantize(spec: Spec, parents: list, ctx) -> dict:
-        data = ws.dataset(spec)
-        model = model_from_payload(parents[0], data.device)
-        g = torch.Generator().manual_seed(0)
-        calib = data.x_train[torch.randperm(data.n_train, generator=g)[: spec.param("calib_n")].to(data.device)]
-        activations = spec.param("activations", True)
-        q, ranges = quantize(model, spec.param("scheme"), calib_x=calib, activations=activations)
-        acc = accuracy(predict(q, data.x_test), data.y_test)
-        quant = {"scheme": spec.param("scheme"), "act_ranges": ranges} if activations else None
-        return _payload(q, parents[0], quant=quant, metrics={"test_acc": acc})
-
-    def build_eval(spec: Spec, parents: list, ctx) -> dict:
-        data = ws.dataset(spec)
-        t0 = time.perf_counter()
-        logits = predict(model_from_payload(parents[0], data.device), data.x_test)
-        return {
-            "logits": logits.cpu(),
-            "test_acc": accuracy(logits, data.y_test),
-            "labels": data.y_test.cpu(),
-            "seconds": time.perf_counter() - t0,
-        }
-
-    def build_channel_prune(spec: Spec, parents: list, ctx) -> dict:
-        data = ws.dataset(spec)
-        p = dict(spec.params)
-        model = model_from_payload(parents[0], data.device)
-        within = dict(parents[0]["masks"]) if parents[0].get("masks") else None
-        masks = channel_masks(model, p["retained_fraction"], norm=p["norm"], scope=p["scope"],
-                              example_inputs=data.x_train[:2], within=within)
-        apply_masks(model, masks)
-        cfg = TrainConfig(**dict(p["finetune"]))
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, describe=label(spec))
-        acc = accuracy(predict(model, data.x_test), data.y_test)
-        return _payload(model, parents[0], masks={k: v.cpu() for k, v in masks.items()},
-                        metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
-                                 "train_seconds": res.seconds, "losses": res.losses})
-
-    def build_rewind_distill(spec: Spec, parents: list, ctx) -> dict:
-        data = ws.dataset(spec)
-        p = dict(spec.params)
-        pruned, teacher_payload = parents
-        masks = {k: v.to(data.device) for k, v in pruned["masks"].items()}
-        init_seed = _root_model_spec(spec.parents[1]).param("init_seed")
-        # the teacher's initial weights, exactly as its train spec made them
-        init = _init_model(pruned["arch"], pruned["num_classes"], tuple(pruned["in_shape"]), pruned["overrides"], init_seed)
-        model = model_from_payload(pruned, data.device)
-        rewind_to_init(model, masks, {k: v.to(data.device) for k, v in init.state_dict().items()})
-        teacher = model_from_payload(teacher_payload, data.device)
-        cfg = TrainConfig(**dict(p["train"]))
-        res = train(model, data.x_train, data.y_train, cfg, seed=p["seed"], masks=masks, teacher=teacher,
-                    kd=make_distiller(p["distiller"], **dict(p["distiller_params"])), describe=label(spec))
-        acc = accuracy(predict(model, data.x_test), data.y_test)
-        return _payload(model, pruned, masks=dict(pruned["masks"]),
-                        metrics={"test_acc": acc, "retained_fraction": retained_fraction(model, masks),
-                                 "train_seconds": res.seconds, "losses": res.losses})
-
-    builders = {"train": build_train, "distill": build_train, "prune": build_prune, "quantize": build_quantize,
-                "eval": build_eval, "channel_prune": build_channel_prune, "rewind_distill": build_rewind_distill}
-    return {kind: single_threaded_on_cpu(fn, ws) for kind, fn in builders.items()}
-
-
-def single_threaded_on_cpu(builder, ws: Workspace):
-    """Run a CPU build inside :func:`compress.numerics.cpu_build` (one thread, pinned kernels).
-
-    The store's key does not (and should not) include the thread count or the
-    machine; pinning them makes an artifact's bytes the same whether it was
-    built under ``-n 1`` or ``-n 4``, here or on another x86-64 machine.
-    """
-
-    def build(spec, parents, ctx):
-        if ws.torch_device.type != "cpu":
-            return builder(spec, parents, ctx)
-        with cpu_build():
-            return builder(spec, parents, ctx)
-
-    return build
+register_kind("train", spec=train_spec, build=_build_train, label=_model_label)
+register_kind("distill", spec=distill_spec, build=_build_distill, label=_distill_label)
+register_kind("prune", spec=prune_spec, build=_build_prune, label=_prune_label)
+register_kind("quantize", spec=quantize_spec, build=_build_quantize, label=_quantize_label)
+register_kind("eval", spec=eval_spec, build=_build_eval, label=_eval_label)
+register_kind("channel_prune", spec=channel_prune_spec, build=_build_channel_prune, label=_channel_prune_label)
+register_kind("rewind_distill", spec=rewind_distill_spec, build=_build_rewind_distill, label=_rewind_distill_label)

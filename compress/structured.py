@@ -571,7 +571,8 @@ def iterative_channel_prune(
     retained_fractions : iterable of float
         Schedule, validated by :func:`prune_schedule` before any work.
     finetune : callable
-        ``finetune(model, masks)``; must hold the masks (:class:`compress.masks.MaskHolder`).
+        ``finetune(model, masks)``; must hold the masks (``train(..., callbacks=[HoldMasks(masks)])``,
+        :class:`compress.callbacks.HoldMasks`).
 
     Yields
     ------

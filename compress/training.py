@@ -1,16 +1,17 @@
-"""One training engine for plain training and distillation.
+"""One training recipe; what varies (distillation, held masks, fake quantization) comes in as callbacks.
 
 Data are in-memory tensors on the training device: batches are index slices
 of a seeded permutation, so there is no DataLoader and no per-sample Python
-in the hot loop. Same seed → same weights on CPU. On CUDA: bf16 autocast and
-channels_last (both switchable in :class:`TrainConfig`).
+in the hot loop; the loss is read back once per epoch. Same seed → same
+weights on CPU. On CUDA: bf16 autocast and channels_last (both switchable in
+:class:`TrainConfig`). The callbacks themselves live in :mod:`compress.callbacks`.
 """
 from __future__ import annotations
 
 import math
 import time
 from contextlib import nullcontext
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -18,11 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validation import check_choice, invalid
-from .distill import Distiller, HintonKD, KDConfig
-from .masks import MaskHolder, MaskSet
 from .progress import Progress
 
-__all__ = ["TrainConfig", "TrainResult", "train", "predict", "accuracy", "OPTIMIZERS", "SCHEDULES", "AUGMENTS"]
+__all__ = ["TrainConfig", "TrainResult", "Batch", "Callback", "train", "predict", "accuracy", "OPTIMIZERS",
+           "SCHEDULES", "AUGMENTS"]
 
 OPTIMIZERS = ("sgd", "adam", "adamax")
 SCHEDULES = ("cosine", "constant")
@@ -43,7 +43,10 @@ class TrainConfig:
         Peak learning rate (per batch of ``batch_size``; not rescaled).
     momentum, weight_decay, nesterov : SGD settings (weight decay also for Adam, decoupled: AdamW).
     optimizer : {'sgd', 'adam', 'adamax'}
-        ``adam`` is AdamW (decoupled weight decay); ``adamax`` as the MW paper's code trains its students.
+        ``adam`` is AdamW (decoupled weight decay). ``adamax`` is torch's Adamax
+        (weight decay added to the gradient, L2), the optimizer the MW paper's
+        code trains its students with (Keras' Adamax at lr 0.001, no weight
+        decay: set ``weight_decay=0`` to match).
     schedule : {'cosine', 'constant'}
         Cosine decays per step to 0 after a linear warm-up of ``warmup_epochs``.
     augment : {'none', 'flip_crop'}
@@ -90,8 +93,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def _make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
@@ -149,6 +151,57 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
     return float((logits.argmax(1) == y).float().mean()) * 100.0
 
 
+@dataclass
+class Batch:
+    """One training step as callbacks see it.
+
+    Attributes
+    ----------
+    index : Tensor
+        Positions of the examples in the training set (on its device).
+    x : Tensor
+        The inputs as the model saw them (after augmentation).
+    y : Tensor
+        Their labels.
+    logits : Tensor
+        The model's output on ``x`` (with the autograd graph).
+    """
+
+    index: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
+    logits: torch.Tensor
+
+
+class Callback:
+    """Hooks into :func:`train`; each does nothing unless a subclass overrides it.
+
+    Order of calls: :meth:`on_train_start` (in list order, after the model is
+    on its memory format), the optimizer is built over the model's parameters
+    and every callback's :meth:`parameters`; then per step :meth:`loss` (in
+    list order, inside autocast), backward, optimizer and scheduler step,
+    :meth:`after_step`; finally :meth:`on_train_end` (reverse order, also when
+    training fails).
+    """
+
+    def on_train_start(self, model: nn.Module, x: torch.Tensor, config: TrainConfig) -> None:
+        """Prepare for training ``model`` on ``x`` (already on the training device) with ``config``."""
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        """Extra parameters the optimizer trains with the model's (a distiller's regressor)."""
+        return ()
+
+    def loss(self, batch: Batch, loss: torch.Tensor) -> torch.Tensor:
+        """The batch's loss given the loss so far (cross-entropy for the first callback)."""
+        return loss
+
+    def after_step(self) -> None:
+        """Called after every optimizer step."""
+
+    def on_train_end(self) -> None:
+        """Undo what :meth:`on_train_start` attached (hooks, parametrizations)."""
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -156,30 +209,36 @@ def train(
     config: TrainConfig,
     *,
     seed: int,
-    teacher: nn.Module | None = None,
-    kd: KDConfig | Distiller | None = None,
-    masks: MaskSet | None = None,
+    callbacks: Sequence[Callback] = (),
     describe: str = "train",
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``(x, y)`` (already on the training device).
 
+    The loss is cross-entropy (with ``config.label_smoothing``) unless a
+    callback changes it; distillation, mask holding and fake quantization are
+    callbacks (:mod:`compress.callbacks`).
+
     Parameters
     ----------
-    teacher, kd : optional
-        Distil from ``teacher`` with the strategy ``kd`` (a :class:`~compress.distill.Distiller`;
-        a :class:`~compress.distill.KDConfig` means Hinton KD with its settings).
-        Without augmentation the teacher's logits are computed once for the
-        whole training set (the teacher is frozen, so per-batch forwards would
-        recompute the same numbers every epoch).
-    masks : optional
-        Held fixed (masked weights stay exactly zero) throughout.
     seed : int
         Seeds the data order and augmentation; weight init is the caller's.
+    callbacks : sequence of Callback
+        See :class:`Callback` for when each hook runs.
+    describe : str
+        Names the run in progress lines and errors.
+    on_epoch : callable, optional
+        ``on_epoch(epoch, mean_loss)`` after every epoch (1-based).
+
+    Raises
+    ------
+    FloatingPointError
+        If an epoch's mean loss is not finite.
     """
-    if (teacher is None) != (kd is None):
-        raise invalid("kd", "train", "given together with 'teacher'", kd)
-    distiller = HintonKD(kd.temperature, kd.alpha) if isinstance(kd, KDConfig) else kd
+    callbacks = tuple(callbacks)
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise invalid("callbacks", "train", "a sequence of compress.training.Callback", cb)
     device = x.device
     cuda = device.type == "cuda"
     if cuda and config.channels_last:
@@ -190,20 +249,20 @@ def train(
     steps_per_epoch = math.ceil(n / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = int(config.warmup_epochs * steps_per_epoch)
-    opt = _make_optimizer(model, config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, warmup, config.schedule))
-    teacher_logits = None
-    if teacher is not None:
-        teacher.eval()
-        if config.augment == "none":
-            teacher_logits = predict(teacher, x)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and config.amp else nullcontext()
-    progress = Progress(describe, config.epochs)
     result = TrainResult()
     start = time.perf_counter()
-    holder = MaskHolder(model, masks) if masks else None
-    model.train()
-    with holder if holder is not None else nullcontext():
+    started: list[Callback] = []
+    try:
+        for cb in callbacks:
+            cb.on_train_start(model, x, config)
+            started.append(cb)
+        params = [p for p in model.parameters() if p.requires_grad]
+        params += [p for cb in callbacks for p in cb.parameters() if p.requires_grad]
+        opt = _make_optimizer(params, config)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, warmup, config.schedule))
+        progress = Progress(describe, config.epochs)
+        model.train()
         for epoch in range(config.epochs):
             perm = torch.randperm(n, generator=gen).to(device)
             loss_sum = torch.zeros((), device=device)
@@ -214,21 +273,16 @@ def train(
                     xb = _flip_crop(xb, gen)
                 with autocast:
                     out = model(xb)
-                    if teacher is None:
-                        loss = F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
-                    else:
-                        if teacher_logits is not None:
-                            t_out = teacher_logits[idx]
-                        else:
-                            with torch.no_grad():
-                                t_out = teacher(xb)
-                        loss = distiller.loss(out, t_out, yb, label_smoothing=config.label_smoothing)
+                    loss = F.cross_entropy(out.float(), yb, label_smoothing=config.label_smoothing)
+                    batch = Batch(idx, xb, yb, out)
+                    for cb in callbacks:
+                        loss = cb.loss(batch, loss)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
-                if holder is not None:
-                    holder.after_step()
+                for cb in callbacks:
+                    cb.after_step()
                 loss_sum += loss.detach() * idx.numel()
             epoch_loss = float(loss_sum) / n  # one sync per epoch, not per step
             if not math.isfinite(epoch_loss):
@@ -237,6 +291,9 @@ def train(
             progress.update(epoch + 1, loss=epoch_loss)
             if on_epoch is not None:
                 on_epoch(epoch + 1, epoch_loss)
+    finally:
+        for cb in reversed(started):
+            cb.on_train_end()
     if cuda and config.channels_last:
         model.to(memory_format=torch.contiguous_format)
     result.seconds = time.perf_counter() - start

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from compress.accounting import count_nonzero, count_parameters, model_bytes
+from compress._validation import InvalidParameterError
+from compress.accounting import account, count_nonzero, count_parameters, model_bytes
 from compress.models import create_model
 from compress.pruning import l1_unstructured
 
@@ -50,7 +51,7 @@ def test_model_bytes_fp32_and_bit_widths():
     assert model_bytes(nn.Linear(3, 1), bits=3) == 2  # 12 bits round up to 2 bytes
 
 
-def test_fp32_to_int8_ratio_is_four():
+def test_fp32_to_int8_sparsity_is_four():
     m = create_model("lenet5", 10, (1, 8, 8))
     assert model_bytes(m) == 4 * model_bytes(m, bits=8)
     assert model_bytes(m) == 4 * count_parameters(m)
@@ -73,13 +74,13 @@ def test_sparse_bytes_count_values_and_32_bit_indices():
     assert model_bytes(lin, bits=8, sparse=True) == 20
 
 
-@pytest.mark.parametrize("ratio", [0.3, 0.7, 0.9])
-def test_pruned_model_counts(ratio):
+@pytest.mark.parametrize("sparsity", [0.3, 0.7, 0.9])
+def test_pruned_model_counts(sparsity):
     torch.manual_seed(0)
     m = create_model("lenet5", 10, (1, 8, 8))
     total = count_parameters(m)
     assert count_nonzero(m) == total
-    masks = l1_unstructured(m, ratio)
+    masks = l1_unstructured(m, sparsity)
     removed = sum(int((mk == 0).sum()) for mk in masks.values())
     assert count_parameters(m) == total  # pruning zeroes, it does not remove entries
     assert count_nonzero(m) == total - removed
@@ -94,3 +95,27 @@ def test_sparse_storage_pays_off_only_above_half_sparsity_for_fp32():
     l1_unstructured(high, 0.8)
     assert model_bytes(low, sparse=True) > model_bytes(low)
     assert model_bytes(high, sparse=True) < model_bytes(high)
+
+
+def test_per_parameter_bits_hand_computed():
+    lin = nn.Linear(3, 2)  # weight 6 entries, bias 2
+    assert model_bytes(lin, bits={"weight": 8}) == 6 + 2 * 4  # bias keeps its float32 width
+    assert model_bytes(lin, bits={"weight": 4, "bias": 16}) == 3 + 4
+    assert model_bytes(lin, bits={"weight": 8, "bias": 8}) == model_bytes(lin, bits=8)
+
+
+@pytest.mark.parametrize("bits", [0, -8, 2.5, True, {"weight": 0}])
+def test_bad_bits_are_rejected(bits):
+    with pytest.raises(InvalidParameterError) as info:
+        model_bytes(nn.Linear(3, 2), bits=bits)
+    assert str(info.value).startswith("The 'bits' parameter of model_bytes must be a positive integer")
+
+
+def test_account_summarizes_the_three_counts():
+    torch.manual_seed(2)
+    m = create_model("lenet5", 10, (1, 8, 8))
+    l1_unstructured(m, 0.5)
+    summary = account(m)
+    assert summary == {"parameters": count_parameters(m), "nonzero": count_nonzero(m), "bytes": model_bytes(m)}
+    assert summary["nonzero"] < summary["parameters"] and summary["bytes"] == 4 * summary["parameters"]
+    assert account(m, bits=8)["bytes"] == summary["parameters"]

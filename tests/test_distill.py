@@ -1,4 +1,4 @@
-"""Tests for compress.distill: the Hinton KD loss and its configuration."""
+"""Tests for compress.distill: the Hinton KD loss, the distiller strategies and their lookup table."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from compress._validation import InvalidParameterError
-from compress.distill import KD_LOSSES, KDConfig, hinton_kd_loss, soft_kl
+from compress.distill import DISTILLERS, Distiller, HintonKD, KDConfig, MWCodeKD, hinton_kd_loss, make_distiller, soft_kl
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -132,10 +132,6 @@ def test_soft_term_gradient_matches_tempered_softmax_difference():
     assert torch.allclose(s.grad, expected, atol=1e-6)
 
 
-def test_kd_losses_table_names_hinton():
-    assert KD_LOSSES["hinton"] is hinton_kd_loss
-
-
 _logit_arrays = st.integers(1, 6).flatmap(
     lambda n: st.integers(2, 7).flatmap(
         lambda c: st.lists(
@@ -170,3 +166,121 @@ def test_soft_term_nonnegative_and_shift_invariant(seed, temperature, shift):
     # Softmax ignores a constant added to all logits of a row.
     shifted = float(soft_kl(s + shift, t - shift, temperature))
     assert math.isclose(base, shifted, rel_tol=1e-3, abs_tol=1e-4)
+
+
+# ----------------------------------------------------------------------------- strategies and their table
+
+
+def test_distillers_table_names_both_hinton_variants():
+    assert DISTILLERS == {"hinton": HintonKD, "hinton_code": MWCodeKD}
+    for name, cls in DISTILLERS.items():
+        d = make_distiller(name, temperature=2.0, teacher_weight=0.25)
+        assert type(d) is cls and isinstance(d, Distiller)
+        assert d.settings() == {"temperature": 2.0, "teacher_weight": 0.25}
+        assert type(d)(**d.settings()).settings() == d.settings()
+        assert not d.needs_features and list(d.parameters()) == []
+
+
+def test_make_distiller_fills_defaults_and_normalizes_numbers():
+    assert make_distiller("hinton").settings() == {"temperature": 3.0, "teacher_weight": 0.5}
+    assert make_distiller("hinton_code", temperature=3, teacher_weight=1).settings() == {"temperature": 3.0,
+                                                                                         "teacher_weight": 1.0}
+
+
+def test_unknown_distiller_lists_the_known_ones():
+    with pytest.raises(InvalidParameterError) as info:
+        make_distiller("fitnets")
+    msg = str(info.value)
+    assert msg == "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code'. Got 'fitnets' instead."
+
+
+def test_unknown_distiller_parameter_lists_the_known_ones():
+    with pytest.raises(InvalidParameterError) as info:
+        make_distiller("hinton", alpha=0.5)
+    assert str(info.value) == ("The 'params' parameter of make_distiller('hinton') must be keywords among temperature, "
+                               "teacher_weight. Got 'alpha' instead.")
+
+
+@pytest.mark.parametrize("name", list(DISTILLERS))
+@pytest.mark.parametrize(("kwargs", "param", "got"), [
+    ({"temperature": 0.0}, "temperature", "0.0"),
+    ({"teacher_weight": 1.5}, "teacher_weight", "1.5"),
+    ({"teacher_weight": "0.5"}, "teacher_weight", "'0.5'"),
+])
+def test_distiller_settings_are_validated_with_one_message_format(name, kwargs, param, got):
+    with pytest.raises(InvalidParameterError) as info:
+        make_distiller(name, **kwargs)
+    msg = str(info.value)
+    assert msg.startswith(f"The '{param}' parameter of {DISTILLERS[name].__name__} must be ")
+    assert msg.endswith(f"Got {got} instead.")
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize(("temperature", "weight"), [(3.0, 0.0), (3.0, 0.5), (1.0, 0.9), (4.0, 1.0)])
+def test_hinton_distiller_is_exactly_hinton_kd_loss(temperature, weight, label_smoothing):
+    s, t = _logits(20), _logits(21)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    d = make_distiller("hinton", temperature=temperature, teacher_weight=weight)
+    expected = hinton_kd_loss(s, t, y, KDConfig(temperature, weight), label_smoothing=label_smoothing)
+    assert torch.equal(d.loss(s, t, y, {}, {}, label_smoothing=label_smoothing), expected)
+
+
+def test_hinton_code_loss_hand_computed():
+    # Two classes, one example, label 0. Student logits (0, 0): p_s = (1/2, 1/2), CE = ln 2.
+    # Teacher logits (ln 3, 0): p_t = (3/4, 1/4). T = 1: the soft targets are softmax(p):
+    # q_t = softmax(3/4, 1/4) = (σ(1/2), σ(−1/2)), q_s = softmax(1/2, 1/2) = (1/2, 1/2).
+    s = torch.tensor([[0.0, 0.0]])
+    t = torch.tensor([[math.log(3.0), 0.0]])
+    y = torch.tensor([0])
+    sig = 1 / (1 + math.exp(-0.5))
+    kl = sig * math.log(sig / 0.5) + (1 - sig) * math.log((1 - sig) / 0.5)
+    for w in (0.1, 0.5, 0.9):
+        expected = (1 - w) * math.log(2.0) + w * kl
+        loss = make_distiller("hinton_code", temperature=1.0, teacher_weight=w).loss(s, t, y, {}, {})
+        assert math.isclose(float(loss), expected, rel_tol=1e-6)
+    # T = 2: q_t = softmax(3/8, 1/8) = (σ(1/4), σ(−1/4)); the soft term carries the factor T² = 4.
+    sig2 = 1 / (1 + math.exp(-0.25))
+    kl2 = sig2 * math.log(sig2 / 0.5) + (1 - sig2) * math.log((1 - sig2) / 0.5)
+    loss = make_distiller("hinton_code", temperature=2.0, teacher_weight=0.9).loss(s, t, y, {}, {})
+    assert math.isclose(float(loss), 0.1 * math.log(2.0) + 0.9 * 4.0 * kl2, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("weight", [0.1, 0.5, 0.9])
+def test_hinton_code_matches_the_papers_formula_with_mirrored_alpha(weight):
+    # The paper's code: alpha·CE + (1 − alpha)·T²·KL(softmax(p_t/T) ‖ softmax(p_s/T)), p = softmax(logits).
+    s, t = _logits(30), _logits(31)
+    y = torch.tensor([1, 0, 4, 2, 3, 3])
+    alpha, temperature = 1 - weight, 3.0
+    p_s, p_t = torch.softmax(s.double(), 1), torch.softmax(t.double(), 1)
+    q_s, q_t = torch.softmax(p_s / temperature, 1), torch.softmax(p_t / temperature, 1)
+    kl = float((q_t * (q_t.log() - q_s.log())).sum(1).mean())
+    ce = float(F.cross_entropy(s.double(), y))
+    expected = alpha * ce + (1 - alpha) * temperature**2 * kl
+    loss = make_distiller("hinton_code", temperature=temperature, teacher_weight=weight).loss(s, t, y, {}, {})
+    assert math.isclose(float(loss), expected, rel_tol=1e-5)
+
+
+@FAST
+@given(logits=_logit_arrays, temperature=st.floats(0.5, 10.0))
+def test_hinton_code_soft_targets_are_near_uniform(logits, temperature):
+    # Probabilities lie in [0, 1], so any two soft targets differ by a factor ≤ e^(1/T).
+    q = torch.softmax(torch.softmax(logits.double(), 1) / temperature, 1)
+    ratio = float((q.max(1).values / q.min(1).values).max())
+    assert ratio <= math.exp(1.0 / temperature) * (1 + 1e-9)
+
+
+def test_text_and_code_variants_differ():
+    s, t = _logits(40), _logits(41)
+    y = torch.tensor([0, 1, 2, 3, 4, 0])
+    text = make_distiller("hinton", teacher_weight=0.9).loss(s, t, y, {}, {})
+    code = make_distiller("hinton_code", teacher_weight=0.9).loss(s, t, y, {}, {})
+    assert not math.isclose(float(text), float(code), rel_tol=1e-3)
+
+
+@FAST
+@given(logits=_logit_arrays, temperature=st.floats(0.1, 20.0), weight=st.floats(0.0, 1.0))
+def test_code_variant_soft_term_is_zero_when_student_equals_teacher(logits, temperature, weight):
+    y = torch.zeros(logits.shape[0], dtype=torch.long)
+    loss = make_distiller("hinton_code", temperature=temperature, teacher_weight=weight).loss(
+        logits, logits.clone(), y, {}, {})
+    assert math.isclose(float(loss), (1 - weight) * float(F.cross_entropy(logits, y)), rel_tol=1e-5, abs_tol=1e-5)

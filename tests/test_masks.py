@@ -170,3 +170,17 @@ def test_mask_holder_validates_before_touching_the_model():
     with pytest.raises(InvalidParameterError):
         MaskHolder(model, {"0.weight": torch.zeros(8, 6), "nope": torch.ones(1)})
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_masks_name_parametrized_weights_by_their_plain_names():
+    # Quantization-aware training re-parametrizes weights; masks keep addressing "0.weight".
+    from torch.nn.utils import parametrize
+
+    model = _model()
+    masks = _masks(model)
+    parametrize.register_parametrization(model[0], "weight", nn.Identity())
+    assert "0.parametrizations.weight.original" in dict(model.named_parameters())
+    validate_masks(model, masks)
+    apply_masks(model, masks)
+    assert bool((model[0].parametrizations.weight.original[masks["0.weight"] == 0] == 0).all())
+    assert sparsity(model, ["0.weight"]) == pytest.approx(float((masks["0.weight"] == 0).float().mean()))

@@ -11,13 +11,17 @@ from hypothesis import strategies as st
 from torch import nn
 
 from compress._validation import InvalidParameterError
+from compress.accounting import model_bytes
 from compress.quantize import (
     BITS,
+    QUANT_SCOPES,
     SCHEMES,
     attach_activation_quant,
     calibrate,
     fake_quant_weight,
+    quant_layers,
     quantize,
+    storage_bits,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -274,3 +278,46 @@ def test_calibrate_restores_mode_and_leaves_no_hooks():
     assert model.training
     assert all(len(m._forward_pre_hooks) == 0 for m in model.modules())
     assert ranges == pytest.approx(calibrate(model, x, batch_size=512))  # max over batches = max over all
+
+
+# ----------------------------------------------------------------------------- weights only, scopes, storage
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_weights_only_quantizes_the_same_weights_without_hooks(scheme):
+    model, x = _trained_model()
+    full, ranges = quantize(model, scheme, calib_x=x[:64])
+    weights_only, none = quantize(model, scheme, activations=False)  # no calibration needed
+    assert none == {}
+    assert all(torch.equal(a, b) for a, b in zip(_state(full).values(), _state(weights_only).values()))
+    assert all(len(m._forward_pre_hooks) == 0 for m in weights_only.modules())
+    bare = copy.deepcopy(full)
+    for m in bare.modules():
+        m._forward_pre_hooks.clear()
+    assert torch.equal(weights_only(x).detach(), bare(x).detach())
+
+
+def test_activations_must_be_a_bool():
+    model, x = _trained_model()
+    with pytest.raises(InvalidParameterError, match="'activations' parameter of quantize must be True or False"):
+        quantize(model, "int8", calib_x=x, activations="no")
+
+
+def test_quant_layers_by_scope():
+    model, _ = _trained_model()
+    assert [n for n, _ in quant_layers(model)] == ["0", "4", "6"]
+    assert [n for n, _ in quant_layers(model, "linear")] == ["4", "6"]
+    assert QUANT_SCOPES == ("conv+linear", "linear")
+    with pytest.raises(InvalidParameterError, match="'scope' parameter of quant_layers"):
+        quant_layers(model, "all")
+
+
+def test_storage_bits_hand_computed():
+    model, _ = _trained_model()
+    # conv 6·1·3·3 = 54 (+6 bias), BN 6 + 6, fc 32·384 = 12288 (+32), fc 5·32 = 160 (+5)
+    weights, others = 54 + 12288 + 160, 6 + 12 + 32 + 5
+    int8 = storage_bits(model, "int8")
+    assert int8["0.weight"] == int8["4.weight"] == 8 and int8["0.bias"] == int8["1.weight"] == 32
+    assert model_bytes(model, bits=int8) == weights + 4 * others
+    assert model_bytes(model, bits=storage_bits(model, "int4")) == (weights * 4 + 7) // 8 + 4 * others
+    assert model_bytes(model, bits=storage_bits(model, "fp16")) == 2 * (weights + others)

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from torch import nn
 
 from compress._validation import InvalidParameterError
-from compress.distill import KDConfig
 from compress.training import (
     AUGMENTS,
     OPTIMIZERS,
     SCHEDULES,
+    Callback,
     TrainConfig,
     _flip_crop,
     _lr_factor,
@@ -24,32 +24,11 @@ from compress.training import (
     predict,
     train,
 )
+from tinyproblems import blobs, flat_state, net
 
 FAST = settings(max_examples=20, deadline=None)
 # A small CPU recipe: no autocast/channels_last questions arise on CPU anyway.
 QUICK = TrainConfig(epochs=3, batch_size=16, lr=0.05, weight_decay=5e-4)
-
-
-def _blobs(n: int = 96, seed: int = 0, shape=(1, 6, 6), classes: int = 3):
-    """Easy, well-separated classes: class mean ±3 on a per-class pixel pattern, unit noise."""
-    g = torch.Generator().manual_seed(seed)
-    means = torch.randn(classes, *shape, generator=g).sign() * 1.5
-    y = torch.arange(n) % classes
-    x = means[y] + 0.5 * torch.randn(n, *shape, generator=g)
-    return x, y
-
-
-def _net(init_seed: int = 0, shape=(1, 6, 6), classes: int = 3) -> nn.Module:
-    torch.manual_seed(init_seed)
-    c = shape[0]
-    return nn.Sequential(
-        nn.Conv2d(c, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        nn.Flatten(), nn.Linear(4 * shape[1] * shape[2], classes),
-    )
-
-
-def _flat(model: nn.Module) -> torch.Tensor:
-    return torch.cat([t.detach().flatten() for t in model.state_dict().values() if t.is_floating_point()])
 
 
 # ----------------------------------------------------------------------------- TrainConfig
@@ -140,8 +119,8 @@ def test_predict_matches_hand_computed_linear_and_restores_mode():
 
 
 def test_predict_uses_eval_mode_and_batching_does_not_change_logits():
-    model = _net(1)
-    x, _ = _blobs(40)
+    model = net(1)
+    x, _ = blobs(40)
     model.train()
     full = predict(model, x)
     chunked = predict(model, x, batch_size=7)
@@ -186,28 +165,28 @@ def test_flip_crop_output_is_a_translate_of_a_flip(seed, h, w, pad):
 
 
 def test_same_seed_same_weights_different_seed_different_weights():
-    x, y = _blobs()
+    x, y = blobs()
     runs = {}
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        model = _net(0)
+        model = net(0)
         train(model, x, y, QUICK, seed=seed)
-        runs[name] = _flat(model)
+        runs[name] = flat_state(model)
     assert torch.equal(runs["a"], runs["b"])
     assert not torch.equal(runs["a"], runs["c"])
 
 
 def test_same_seed_same_weights_with_augmentation():
-    x, y = _blobs(48)
+    x, y = blobs(48)
     cfg = dataclasses.replace(QUICK, epochs=1, augment="flip_crop")
-    a, b = _net(0), _net(0)
+    a, b = net(0), net(0)
     train(a, x, y, cfg, seed=1)
     train(b, x, y, cfg, seed=1)
-    assert torch.equal(_flat(a), _flat(b))
+    assert torch.equal(flat_state(a), flat_state(b))
 
 
 def test_loss_decreases_and_model_learns_easy_problem():
-    x, y = _blobs(96)
-    model = _net(0)
+    x, y = blobs(96)
+    model = net(0)
     before = accuracy(predict(model, x), y)
     res = train(model, x, y, TrainConfig(epochs=6, batch_size=16, lr=0.05), seed=0)
     assert len(res.losses) == 6 and res.seconds > 0
@@ -219,26 +198,26 @@ def test_loss_decreases_and_model_learns_easy_problem():
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("schedule", SCHEDULES)
 def test_every_optimizer_and_schedule_lowers_the_loss(optimizer, schedule):
-    x, y = _blobs(64)
-    lr = 0.01 if optimizer == "adam" else 0.05
+    x, y = blobs(64)
+    lr = 0.05 if optimizer == "sgd" else 0.01
     cfg = TrainConfig(epochs=4, batch_size=16, lr=lr, optimizer=optimizer, schedule=schedule, warmup_epochs=1.0)
-    res = train(_net(0), x, y, cfg, seed=0)
+    res = train(net(0), x, y, cfg, seed=0)
     assert res.losses[-1] < res.losses[0]
 
 
 def test_zero_epochs_leaves_weights_untouched():
-    x, y = _blobs(32)
-    model = _net(0)
-    before = _flat(model).clone()
+    x, y = blobs(32)
+    model = net(0)
+    before = flat_state(model).clone()
     res = train(model, x, y, TrainConfig(epochs=0), seed=0)
     assert res.losses == []
-    assert torch.equal(_flat(model), before)
+    assert torch.equal(flat_state(model), before)
 
 
 def test_on_epoch_callback_sees_every_epoch_loss():
-    x, y = _blobs(32)
+    x, y = blobs(32)
     seen = []
-    res = train(_net(0), x, y, dataclasses.replace(QUICK, epochs=2), seed=0, on_epoch=lambda e, l: seen.append((e, l)))
+    res = train(net(0), x, y, dataclasses.replace(QUICK, epochs=2), seed=0, on_epoch=lambda e, l: seen.append((e, l)))
     assert seen == [(1, res.losses[0]), (2, res.losses[1])]
 
 
@@ -248,126 +227,108 @@ def test_train_does_not_use_a_dataloader(monkeypatch):
 
     monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", refuse)
     monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", refuse)
-    x, y = _blobs(32)
-    res = train(_net(0), x, y, dataclasses.replace(QUICK, epochs=1), seed=0)
+    x, y = blobs(32)
+    res = train(net(0), x, y, dataclasses.replace(QUICK, epochs=1), seed=0)
     assert len(res.losses) == 1
 
 
 def test_diverging_training_raises_floating_point_error():
-    x, y = _blobs(32)
+    x, y = blobs(32)
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         train(nn.Sequential(nn.Flatten(), nn.Linear(36, 3)), x * 1e20, y,
               TrainConfig(epochs=1, batch_size=8, lr=1e20, momentum=0.0, weight_decay=0.0), seed=0)
 
 
-# ----------------------------------------------------------------------------- distillation path
 
 
-class _CountingTeacher(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.calls = 0
-
-    def forward(self, x):
-        self.calls += 1
-        return self.model(x)
-
-
-def _teacher() -> nn.Module:
-    x, y = _blobs()
-    t = _net(7)
-    train(t, x, y, QUICK, seed=7)
-    return t
+def test_adamax_is_torchs_adamax_step_for_step():
+    # One full-batch step at constant lr: train() must equal torch.optim.Adamax by hand.
+    x, y = blobs(16)
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.001, optimizer="adamax", schedule="constant", weight_decay=0.0)
+    trained, by_hand = net(0), net(0)
+    train(trained, x, y, cfg, seed=0)
+    opt = torch.optim.Adamax(by_hand.parameters(), lr=0.001, weight_decay=0.0)
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(0))
+    by_hand.train()
+    nn.functional.cross_entropy(by_hand(x[perm]), y[perm]).backward()
+    opt.step()
+    assert torch.allclose(flat_state(trained), flat_state(by_hand), atol=1e-7)
+    assert not torch.equal(flat_state(trained), flat_state(net(0)))
 
 
-def test_teacher_and_kd_must_be_given_together():
-    x, y = _blobs(16)
-    with pytest.raises(InvalidParameterError, match="'kd' parameter of train"):
-        train(_net(0), x, y, QUICK, seed=0, teacher=_net(1))
-    with pytest.raises(InvalidParameterError, match="'kd' parameter of train"):
-        train(_net(0), x, y, QUICK, seed=0, kd=KDConfig())
+# ----------------------------------------------------------------------------- callbacks protocol
 
 
-def test_kd_without_augmentation_precomputes_teacher_logits_once():
-    x, y = _blobs()
-    teacher = _CountingTeacher(_teacher())
-    before = _flat(teacher)
-    train(_net(0), x, y, QUICK, seed=0, teacher=teacher, kd=KDConfig(alpha=0.5))
-    assert teacher.calls == 1  # one predict() over all 96 examples, not one per step
-    assert not teacher.training
-    assert torch.equal(_flat(teacher), before)  # the teacher is frozen
+class _Recorder(Callback):
+    """Records every hook call; optionally owns a parameter pulled toward ``target`` by its loss term."""
+
+    def __init__(self, log: list, name: str, target: float | None = None):
+        self.log, self.name, self.target = log, name, target
+        self.param = nn.Parameter(torch.zeros(()))
+
+    def on_train_start(self, model, x, config):
+        self.log.append((self.name, "start", model.training, x.shape[0], config.epochs))
+
+    def parameters(self):
+        return [self.param] if self.target is not None else []
+
+    def loss(self, batch, loss):
+        self.log.append((self.name, "loss", tuple(batch.index.shape), tuple(batch.logits.shape)))
+        return loss if self.target is None else loss + (self.param - self.target) ** 2
+
+    def after_step(self):
+        self.log.append((self.name, "after_step"))
+
+    def on_train_end(self):
+        self.log.append((self.name, "end"))
 
 
-def test_kd_with_augmentation_runs_teacher_per_batch():
-    x, y = _blobs(48)
-    teacher = _CountingTeacher(_teacher())
-    cfg = dataclasses.replace(QUICK, epochs=2, augment="flip_crop")
-    train(_net(0), x, y, cfg, seed=0, teacher=teacher, kd=KDConfig(alpha=0.5))
-    assert teacher.calls == 2 * math.ceil(48 / cfg.batch_size)
+def test_callback_hooks_run_in_order_for_every_step():
+    x, y = blobs(20)
+    log: list = []
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=0.01)
+    train(net(0), x, y, cfg, seed=0, callbacks=[_Recorder(log, "a"), _Recorder(log, "b")])
+    steps = 2 * math.ceil(20 / 8)
+    assert log[:2] == [("a", "start", True, 20, 2), ("b", "start", True, 20, 2)]
+    assert log[-2:] == [("b", "end"), ("a", "end")]  # reverse order
+    body = log[2:-2]
+    assert len(body) == 4 * steps
+    per_step = [body[i : i + 4] for i in range(0, len(body), 4)]
+    assert [tuple(e[:2] for e in s) for s in per_step] == [(("a", "loss"), ("b", "loss"), ("a", "after_step"),
+                                                            ("b", "after_step"))] * steps
+    # The batch the callbacks see: index slices of the data, logits of the batch.
+    assert per_step[0][0][2:] == ((8,), (8, 3)) and per_step[2][0][2:] == ((4,), (4, 3))
 
 
-def test_kd_training_differs_from_plain_training_and_alpha_zero_matches_it():
-    x, y = _blobs()
-    teacher = _teacher()
-    plain, kd, kd0 = _net(0), _net(0), _net(0)
+def test_callback_loss_replaces_the_loss_and_its_parameters_are_trained():
+    x, y = blobs(32)
+    rec = _Recorder([], "r", target=3.0)
+    cfg = TrainConfig(epochs=10, batch_size=32, lr=0.05, momentum=0.0, weight_decay=0.0, schedule="constant")
+    train(net(0), x, y, cfg, seed=0, callbacks=[rec])
+    # Plain gradient descent on (p − 3)²: p ← p − 0.05·2(p − 3), ten steps from 0.
+    assert float(rec.param.detach()) == pytest.approx(3.0 * (1 - 0.9**10), rel=1e-5)
+
+
+def test_callbacks_end_even_when_training_fails():
+    x, y = blobs(32)
+    log: list = []
+    with pytest.raises(FloatingPointError):
+        train(nn.Sequential(nn.Flatten(), nn.Linear(36, 3)), x * 1e20, y,
+              TrainConfig(epochs=1, batch_size=8, lr=1e20, momentum=0.0, weight_decay=0.0), seed=0,
+              callbacks=[_Recorder(log, "a")])
+    assert log[0][:2] == ("a", "start") and log[-1] == ("a", "end")
+
+
+def test_callbacks_must_be_callbacks():
+    x, y = blobs(8)
+    with pytest.raises(InvalidParameterError) as info:
+        train(net(0), x, y, QUICK, seed=0, callbacks=[lambda batch, loss: loss])
+    assert str(info.value).startswith("The 'callbacks' parameter of train must be a sequence of compress.training.Callback")
+
+
+def test_default_callback_changes_nothing():
+    x, y = blobs(32)
+    plain, with_noop = net(0), net(0)
     train(plain, x, y, QUICK, seed=0)
-    res = train(kd, x, y, QUICK, seed=0, teacher=teacher, kd=KDConfig(alpha=0.9, temperature=3.0))
-    train(kd0, x, y, QUICK, seed=0, teacher=teacher, kd=KDConfig(alpha=0.0))
-    assert not torch.allclose(_flat(plain), _flat(kd), atol=1e-4)
-    assert torch.allclose(_flat(plain), _flat(kd0), atol=1e-6)  # α = 0: the loss is plain CE
-    assert res.losses[-1] < res.losses[0]
-
-
-def test_kd_student_moves_towards_teacher():
-    x, y = _blobs()
-    teacher = _teacher()
-    t_pred = predict(teacher, x).argmax(1)
-    student = _net(0)
-    train(student, x, y, dataclasses.replace(QUICK, epochs=5), seed=1, teacher=teacher, kd=KDConfig(alpha=1.0))
-    agree = float((predict(student, x).argmax(1) == t_pred).float().mean())
-    assert agree > 0.9
-
-
-# ----------------------------------------------------------------------------- masks
-
-
-def _random_masks(model: nn.Module, keep: float = 0.5, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {
-        n: (torch.rand(p.shape, generator=g) < keep).float()
-        for n, p in model.named_parameters()
-        if n.endswith("weight") and p.dim() > 1
-    }
-
-
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_masks_stay_exactly_zero_through_training(optimizer):
-    x, y = _blobs()
-    model = _net(0)
-    masks = _random_masks(model)
-    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05 if optimizer == "sgd" else 0.01, optimizer=optimizer,
-                      momentum=0.9, weight_decay=1e-2)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    res = train(model, x, y, cfg, seed=0, masks=masks)
-    params = dict(model.named_parameters())
-    for name, mask in masks.items():
-        p = params[name]
-        assert torch.all(p[mask == 0] == 0), name
-        assert not torch.equal(p[mask == 1], before[name][mask == 1]), name  # the rest trained
-    assert res.losses[-1] < res.losses[0]
-    # Hooks are gone after training: a fresh backward gives masked entries a gradient.
-    model.zero_grad()
-    nn.functional.cross_entropy(model(x), y).backward()
-    name = next(iter(masks))
-    assert params[name].grad[masks[name] == 0].abs().sum() > 0
-
-
-def test_masks_with_kd_stay_zero():
-    x, y = _blobs()
-    teacher = _teacher()
-    model = _net(0)
-    masks = _random_masks(model, keep=0.3, seed=1)
-    train(model, x, y, QUICK, seed=0, teacher=teacher, kd=KDConfig(), masks=masks)
-    params = dict(model.named_parameters())
-    assert all(torch.all(params[n][m == 0] == 0) for n, m in masks.items())
+    train(with_noop, x, y, QUICK, seed=0, callbacks=[Callback()])
+    assert torch.equal(flat_state(plain), flat_state(with_noop))

@@ -6,7 +6,9 @@ when the report's inline self-check has written onto ``<html>`` how many
 figures decoded (``data-figures-*``) and every page error it saw
 (``data-page-errors``: window errors, failed loads, Content-Security-Policy
 violations, ``console.error``); the browser's own console log on stderr is
-checked too. ``--screenshot`` saves what a reader would see.
+checked too, and the page's width against the window's (the verdict table
+must wrap, not scroll sideways, at 1280 px). ``--screenshot`` saves what a
+reader would see.
 
 Skipped, with the reason, when no Chromium/Chrome is on PATH. On Debian:
 ``apt-get install -y chromium``.
@@ -24,8 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import evidence_factory as factory
 from analysis import plots
-from analysis.report import build_report, write_report
+from analysis.report import build_report, new_staging_dir, publish_report
 
 pytestmark = pytest.mark.browser
 
@@ -71,34 +74,29 @@ def _console_messages(stderr: str, page: Path) -> list[str]:
 
 @pytest.fixture()
 def report(tmp_path: Path) -> Path:
-    figures = tmp_path / "figures"
-    trend = plots.plot_trend([0.1, 0.5, 0.9], {"lenet": np.array([[0.1, 0.3, 0.6], [0.12, 0.28, 0.7]])},
-                             figures / "trend.png", "distance vs pruning ratio", "ratio", "JS divergence")
-    heat = plots.plot_heatmap(np.array([[1.0, 0.4], [0.4, 1.0]]), ["conv1", "fc"], ["conv1", "fc"],
-                              figures / "cka.png", "CKA", paper=np.array([[1.0, 0.5], [np.nan, 1.0]]))
-    record = {
-        "claim_id": "MW-6", "instance_id": "MW-6[lenet]", "params": {"arch": "lenet"}, "verdict": "supported",
-        "test": "Page's L trend test", "statistic": 41.0, "p_value": 0.0021, "p_adjusted": 0.0042,
-        "effect": 0.61, "effect_name": "Spearman ρ", "ci": [0.3, 0.85], "ci_level": 0.95, "n": {"seeds": 3},
-        "paper_value": "landscapes", "ours_value": 0.61, "figures": [trend.relative_to(tmp_path).as_posix()],
-        "design": {"can_reach_alpha": True, "min_p": 0.001, "power": 0.8, "message": ""},
-        "notes": [], "details": {"sentence": "Functional distance grows with the pruning ratio."},
-        "asserted": True,
-    }
-    doc = build_report([record, dict(record, instance_id="MW-6[resnet]", verdict="refuted", figures=[])],
-                       run={"profile": "smoke", "seeds": [0, 1, 2], "device": "cpu"},
-                       figures=[{"title": "CKA", "path": heat.relative_to(tmp_path).as_posix()}])
-    return write_report(doc, tmp_path)["html"]
+    """A realistic report published the way a run does it: figures drawn in staging, then swapped in."""
+    report_dir = tmp_path / "reports" / "ci"
+    staging = new_staging_dir(report_dir)
+    plots.plot_trend([0.1, 0.5, 0.9], {"lenet": np.array([[0.1, 0.3, 0.6], [0.12, 0.28, 0.7]])},
+                     staging / "figures" / "trend.png", "distance vs pruning ratio", "ratio", "JS divergence")
+    plots.plot_heatmap(np.array([[1.0, 0.4], [0.4, 1.0]]), ["conv1", "fc"], ["conv1", "fc"],
+                       staging / "figures" / "cka.png", "CKA", paper=np.array([[1.0, 0.5], [np.nan, 1.0]]))
+    doc = build_report(factory.records("figures/trend.png", "figures/cka.png"), run=factory.run(),
+                       regression=factory.regression())
+    return publish_report(doc, staging, report_dir)["html"]
 
 
-def test_report_figures_decode_without_errors(browser, report, tmp_path):
-    result = _chromium(browser, report, tmp_path / "profile", "--dump-dom")
+def test_report_figures_decode_without_errors_and_fit_the_window(browser, report, tmp_path):
+    result = _chromium(browser, report, tmp_path / "profile", "--window-size=1280,900", "--dump-dom")
     check = _self_check(result.stdout)
-    assert check.get("data-figures-total") == "2", check
-    assert check.get("data-figures-decoded") == "2", check
+    # Three forest plots, the trend and the CKA heatmap (shown under two claims, embedded once).
+    assert check.get("data-figures-total") == "5", check
+    assert check.get("data-figures-decoded") == "5", check
     assert check.get("data-figures-ok") == "true", check
     assert json.loads(html.unescape(check["data-page-errors"])) == []
     assert _console_messages(result.stderr, report) == []
+    # The verdict table wraps instead of scrolling sideways in a 1280-px window.
+    assert int(check["data-page-width"]) <= int(check["data-window-width"]) == 1280, check
 
     screenshot = tmp_path / "screenshot.png"
     _chromium(browser, report, tmp_path / "profile", "--window-size=1280,2000", f"--screenshot={screenshot}")
@@ -112,16 +110,17 @@ def test_report_figures_decode_without_errors(browser, report, tmp_path):
 
 
 def test_self_check_catches_broken_figure_and_network_reference(browser, report, tmp_path):
-    """The instrument can fail: an undecodable image and a blocked network image are reported."""
+    """The instrument can fail: an undecodable image, a blocked network image and a too wide page are reported."""
     broken = report.with_name("broken.html")
     page = report.read_text(encoding="utf-8")
     injected = ('<img src="data:image/png;base64,AAAA" alt="broken">'
-                '<img src="http://127.0.0.1:9/figure.png" alt="remote">')
+                '<img src="http://127.0.0.1:9/figure.png" alt="remote"><div style="width:2000px">wide</div>')
     broken.write_text(page.replace("</body>", injected + "</body>"), encoding="utf-8")
-    result = _chromium(browser, broken, tmp_path / "profile", "--dump-dom")
+    result = _chromium(browser, broken, tmp_path / "profile", "--window-size=1280,900", "--dump-dom")
     check = _self_check(result.stdout)
-    assert check.get("data-figures-total") == "4", check
-    assert check.get("data-figures-decoded") == "2", check
+    assert check.get("data-figures-total") == "7", check
+    assert check.get("data-figures-decoded") == "5", check
     assert check.get("data-figures-ok") == "false", check
     errors = json.loads(html.unescape(check["data-page-errors"]))
     assert any("127.0.0.1:9" in error for error in errors), errors
+    assert int(check["data-page-width"]) > int(check["data-window-width"]), check

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from analysis._validation import invalid
 
 __all__ = [
     "DPI",
-    "plot_forest",
+    "VERDICT_COLOURS",
     "plot_accuracy_deviation",
+    "plot_forest",
     "plot_heatmap",
     "plot_hybrid_tree",
     "plot_landscape",
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 DPI = 100
+
+#: Verdict -> colour, shared by the forest plots and the HTML report's badges.
+VERDICT_COLOURS = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700", "error": "#6e7781"}
 
 # Group kind (leading word of a group label, case-insensitive) -> marker and
 # colour map; groups of one kind get shades of that map in their natural order
@@ -421,59 +426,114 @@ def plot_hybrid_tree(
     return _save(figure, path)
 
 
-_VERDICT_COLOURS = {"supported": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700", "error": "#6e7781"}
+def _forest_lines(row: Mapping) -> tuple[float, ...]:
+    """Where an instance is judged: its margin's finite bounds if it has one, else its reference."""
+    margin = row.get("margin")
+    if margin is not None:
+        bounds = tuple(float(b) for b in margin if b is not None)
+        if bounds:
+            return bounds
+    reference = row.get("reference")
+    return () if reference is None else (float(reference),)
+
+
+def _check_forest_row(i: int, row: object, owner: str) -> dict:
+    if not isinstance(row, Mapping):
+        raise invalid(f"rows[{i}]", owner, "a mapping with 'label', 'effect', 'ci', 'verdict' and 'scale'", row)
+    label, effect, ci = row.get("label"), row.get("effect"), row.get("ci")
+    if not isinstance(label, str) or not label:
+        raise invalid(f"rows[{i}]['label']", owner, "a non-empty str", label)
+    if isinstance(effect, bool) or not isinstance(effect, (int, float)) or not math.isfinite(effect):
+        raise invalid(f"rows[{i}]['effect']", owner, "a finite number", effect)
+    bounds = np.asarray(ci if ci is not None else [], dtype=float)
+    if bounds.shape != (2,) or not np.all(np.isfinite(bounds)) or bounds[0] > bounds[1]:
+        raise invalid(f"rows[{i}]['ci']", owner, "a finite [low, high] pair with low <= high", ci)
+    if row.get("verdict") not in VERDICT_COLOURS:
+        raise invalid(f"rows[{i}]['verdict']", owner, "one of " + ", ".join(map(repr, VERDICT_COLOURS)),
+                      row.get("verdict"))
+    if not isinstance(row.get("scale", ""), str):
+        raise invalid(f"rows[{i}]['scale']", owner, "a str", row.get("scale"))
+    return {"label": label, "effect": float(effect), "ci": (float(bounds[0]), float(bounds[1])),
+            "verdict": row["verdict"], "asserted": bool(row.get("asserted", True)), "scale": row.get("scale") or "",
+            "effect_name": str(row.get("effect_name") or ""), "lines": _forest_lines(row)}
 
 
 def plot_forest(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
-    """One claim's instances: effect and interval against the reference or margin, coloured by verdict.
+    """Forest plot of one claim: each instance's effect and interval against where it is judged.
+
+    One row per instance, top to bottom in the given order: the interval as a
+    horizontal line, the effect as a point coloured by verdict (filled when
+    asserted, an open diamond on a dashed line when reported only), and a
+    vertical dashed line at the instance's margin bounds (equivalence: both;
+    non-inferiority: L) or, without a margin, at its reference (usually 0).
+    The line spans the whole panel when every row shares it, else only its
+    own row. Instances on different scales (log ratio, points, Kendall τ, …)
+    are drawn in separate panels, each with its own x-axis.
 
     Parameters
     ----------
-    rows : sequence of dict
-        Per instance: ``label``, ``effect``, ``ci`` (low, high), ``ci_level``,
-        ``scale`` (instances on different scales get their own panel),
-        ``reference`` (a dashed line), ``margin`` ([low, high]; None ends are
-        open: dotted lines at the finite ends), ``verdict`` and ``asserted``
-        (hollow markers when only reported).
+    rows : sequence of mapping
+        One per instance: ``label`` (str), ``effect`` (finite float), ``ci``
+        (``[low, high]`` at the level the decision used), ``verdict`` (a key
+        of :data:`VERDICT_COLOURS`), ``scale`` (str, the x-axis label) and
+        optionally ``asserted`` (default True), ``reference`` (float or
+        None), ``margin`` (``[low, high]``, either may be None) and
+        ``effect_name`` (added to the axis label when a panel's rows share it).
     path : str or Path
+        Where to write the PNG.
     title : str
+        Figure title.
 
     Returns
     -------
     Path
+        ``path``.
     """
     owner = "plot_forest"
     _check_path(path, owner)
-    usable = [r for r in rows if r.get("effect") is not None and math.isfinite(float(r["effect"]))]
-    if not usable:
-        raise invalid("rows", owner, "at least one row with a finite effect", len(rows))
-    scales = list(dict.fromkeys(str(r.get("scale") or "effect") for r in usable))
-    heights = [max(1.0, 0.38 * sum(1 for r in usable if str(r.get("scale") or "effect") == s) + 0.6) for s in scales]
-    figure = _new_figure(7.5, sum(heights) + 0.8)
-    grid = figure.add_gridspec(len(scales), 1, height_ratios=heights)
-    for k, scale in enumerate(scales):
-        axes = figure.add_subplot(grid[k])
-        mine = [r for r in usable if str(r.get("scale") or "effect") == scale]
-        for y, r in enumerate(reversed(mine)):
-            colour = _VERDICT_COLOURS.get(r.get("verdict"), "#6e7781")
-            lo, hi = (r.get("ci") or (None, None))[:2]
-            if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
-                axes.plot([lo, hi], [y, y], color=colour, lw=2, solid_capstyle="butt")
-            filled = r.get("asserted", True)
-            axes.plot([r["effect"]], [y], "o", color=colour, mfc=colour if filled else "white", ms=7, zorder=3)
-            ref = r.get("reference")
-            if ref is not None and math.isfinite(ref):
-                axes.plot([ref, ref], [y - 0.4, y + 0.4], color="#57606a", ls="--", lw=1)
-            for end in (r.get("margin") or ()):
-                if end is not None and math.isfinite(end):
-                    axes.plot([end, end], [y - 0.4, y + 0.4], color="#57606a", ls=":", lw=1.2)
-        axes.set_yticks(range(len(mine)), [str(r.get("label")) for r in reversed(mine)], fontsize=8)
-        axes.set_ylim(-0.6, len(mine) - 0.4)
-        levels = sorted({r.get("ci_level") for r in mine if r.get("ci_level")})
-        level_text = ", ".join(f"{lv:.0%}" for lv in levels) or "—"
-        axes.set_xlabel(f"{scale} (intervals at {level_text}; dashed: reference; dotted: margin)", fontsize=8)
-        axes.grid(alpha=0.3, axis="x")
-    handles = [figure.axes[0].plot([], [], "o", color=c, label=v)[0] for v, c in _VERDICT_COLOURS.items() if v != "error"]
-    figure.axes[0].legend(handles=handles, fontsize=7, loc="best")
-    figure.suptitle(title, fontsize=10)
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
+        raise invalid("rows", owner, "a non-empty sequence of instance rows", rows)
+    checked = [_check_forest_row(i, row, owner) for i, row in enumerate(rows)]
+    panels: dict[str, list[dict]] = {}
+    for row in checked:
+        panels.setdefault(row["scale"], []).append(row)
+
+    figure = _new_figure(7.5, 1.3 + 0.32 * len(checked) + 0.55 * len(panels))
+    axes_list = figure.subplots(len(panels), 1, squeeze=False,
+                                gridspec_kw={"height_ratios": [len(p) + 1 for p in panels.values()]})[:, 0]
+    for axes, (scale, panel) in zip(axes_list, panels.items()):
+        ys = np.arange(len(panel))
+        for y, row in zip(ys, panel):
+            colour = VERDICT_COLOURS[row["verdict"]]
+            axes.plot(row["ci"], [y, y], color=colour, linewidth=2.2, solid_capstyle="butt",
+                      linestyle="-" if row["asserted"] else (0, (3, 1.5)), zorder=3)
+            axes.scatter([row["effect"]], [y], s=48, zorder=4, marker="o" if row["asserted"] else "D",
+                         color=colour if row["asserted"] else "white", edgecolors=colour, linewidths=1.6)
+        shared = {row["lines"] for row in panel}
+        if len(shared) == 1:
+            for x in shared.pop():
+                axes.axvline(x, color="0.25", linestyle="--", linewidth=1, zorder=2)
+        else:
+            for y, row in zip(ys, panel):
+                for x in row["lines"]:
+                    axes.plot([x, x], [y - 0.42, y + 0.42], color="0.25", linestyle="--", linewidth=1, zorder=2)
+        xs = [v for row in panel for v in (*row["ci"], *row["lines"])]
+        low, high = min(xs), max(xs)
+        pad = 0.08 * (high - low) if high > low else max(abs(high), 1.0) * 0.1
+        axes.set_xlim(low - pad, high + pad)
+        axes.set_ylim(len(panel) - 0.5, -0.5)
+        axes.set_yticks(ys, [row["label"] for row in panel], fontsize=8)
+        names = {row["effect_name"] for row in panel}
+        name = names.pop() if len(names) == 1 else ""
+        axes.set_xlabel(f"{name} ({scale})" if name and scale else (name or scale or "effect"), fontsize=9)
+        axes.grid(axis="x", alpha=0.3)
+    present = [v for v in VERDICT_COLOURS if any(row["verdict"] == v for row in checked)]
+    handles = [Line2D([], [], color=VERDICT_COLOURS[v], marker="o", linewidth=2.2, label=v) for v in present]
+    if not all(row["asserted"] for row in checked):
+        handles.append(Line2D([], [], color="0.3", marker="D", markerfacecolor="white", linestyle=(0, (3, 1.5)),
+                              linewidth=2.2, label="not asserted"))
+    if any(row["lines"] for row in checked):
+        handles.append(Line2D([], [], color="0.25", linestyle="--", linewidth=1, label="margin / reference"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
+    figure.suptitle(title, fontsize=11)
     return _save(figure, path)

@@ -1,4 +1,8 @@
-"""Tests for the claim-status report, the functional landscape and the plots."""
+"""Tests for the claim-status report (document, Markdown, HTML, comparison, CLI), the landscape and the plots.
+
+Publishing (atomic swap, umask, report-directory checks) is tested in
+test_report_publish.py; the HTML in a real browser in test_browser.py.
+"""
 from __future__ import annotations
 
 import base64
@@ -15,288 +19,299 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+import evidence_factory as factory
 from analysis import plots
 from analysis._validation import InvalidParameterError
 from analysis.landscape import default_perplexity, functional_landscape
 from analysis.report import (
     SCHEMA_VERSION,
     VERDICTS,
+    ReportError,
     ReportSchemaError,
     build_report,
-    collect_environment,
     compare_reports,
     format_number,
     format_p,
     load_report,
+    main,
     render_compare_markdown,
+    render_html,
+    render_markdown,
     write_report,
 )
+from analysis.report import _view
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RUN = {
-    "profile": "ci",
-    "profile_hash": "0123abcd",
-    "seeds": [2, 24, 42],
-    "device": "cpu",
-    "wall_time_s": 81.5,
-    "artifacts": {"built": 4, "loaded": 17},
-    "environment": {"python": "3.11", "torch": "2.4", "device_name": "test-cpu"},
-}
+TREND, CKA = "figures/trend.png", "figures/cka.png"
+NBSP = "\u00a0"
 
 
-def _record(claim_id: str, instance: str, verdict: str, p: float | None, **extra) -> dict:
-    """A record in the Evidence schema (analysis/evidence.py)."""
-    record = {
-        "claim_id": claim_id,
-        "instance_id": f"{claim_id}[{instance}]",
-        "params": {"arch": "lenet", "kd": "text"},
-        "sentence": f"Sentence of {claim_id}.",
-        "verdict": verdict,
-        "asserted": True,
-        "not_asserted_reason": "",
-        "form": "directional",
-        "test": "one-sided one-sample t-test over units",
-        "unit": "base model B_i with its own independent I_i",
-        "conditional_on": None,
-        "statistic": 2.75,
-        "p_value": p,
-        "p_adjusted": None if p is None else min(1.0, 3 * p),
-        "p_refute": None if p is None else 1 - p,
-        "p_refute_adjusted": None if p is None else min(1.0, 3 * p),
-        "decided_by": {"supported": "support", "refuted": "refute"}.get(verdict),
-        "alpha": 0.05,
-        "effect": -0.0425,
-        "effect_name": "mean log distance ratio",
-        "scale": "log ratio",
-        "ci": [-0.08, -0.005],
-        "ci_level": 0.9,
-        "reference": 0.0,
-        "margin": None,
-        "effect_of_interest": 0.693,
-        "n": {"units": 8},
-        "power": 0.91,
-        "mde": 0.52,
-        "power_detail": {"level": 0.0167, "simulations": 2000},
-        "underpowered": False,
-        "cannot_decide": False,
-        "stability": 0.97,
-        "fragile": False,
-        "deviations": ["data: paper MNIST; ours digits"],
-        "parts": [],
-        "replicates": {},
-        "paper_value": "landscapes only",
-        "ours_value": 0.1234,
-        "figures": [],
-        "notes": [],
-        "environment": {"torch": "2.4", "numerics": "portable"},
-        "details": {},
-    }
-    record.update(extra)
-    return record
+def _draw_figures(report_dir: Path) -> None:
+    plots.plot_trend([0.1, 0.3, 0.5], {"lenet": np.array([[0.1, 0.2, 0.4], [0.15, 0.25, 0.35]])},
+                     report_dir / TREND, "JS divergence vs ratio", "ratio", "JS")
+    plots.plot_heatmap(np.eye(3), ["l1", "l2", "l3"], ["l1", "l2", "l3"], report_dir / CKA, "CKA")
 
 
-PARTS = [{"name": "fp16 closer", "form": "directional", "p_support": 1e-4, "p_refute": 0.99, "effect": -1.2,
-          "scale": "log ratio", "ci": [-1.5, -0.9], "ci_level": 0.9, "effect_of_interest": 0.69, "decided": False},
-         {"name": "int8 accuracy", "form": "equivalence", "p_support": 0.003, "p_refute": 1.0, "effect": 0.1,
-          "scale": "relative %", "ci": [-0.2, 0.4], "ci_level": 0.9, "effect_of_interest": 1.0, "decided": True}]
-
-
-def _records(figure: str | None = None) -> list[dict]:
-    figures = [figure] if figure else []
-    return [
-        _record("MW-1", "resnet,w=0.1", "supported", 3.2e-5, figures=figures, form="universal", parts=PARTS),
-        _record("MW-1", "resnet,w=0.9", "refuted", 0.0125, figures=figures, fragile=True, stability=0.61),
-        _record("MW-2", "lenet", "inconclusive", 0.41, power=0.0, underpowered=True, cannot_decide=True),
-        _record("MW-9", "mobilenet", "error", None, notes=["training diverged"], power=None, stability=None),
-        _record("GC-3", "vgg", "supported", 0.002, asserted=False, not_asserted_reason="an extension, reported only"),
-    ]
-
-
-REGRESSION = {"summary": "1 supported, 1 known not supported, 1 changed, 0 shifted, 0 fragile flips, 1 added, 0 removed",
-              "environment_differences": ["cpu_capability: AVX2 → DEFAULT"],
-              "instances": {"MW-1[resnet,w=0.9]": {"baseline_verdict": "supported", "status": "changed", "failed": True,
-                                                   "shift_p": None, "shift_p_adjusted": None,
-                                                   "line": "MW-1[resnet,w=0.9]: supported → refuted (robust)"},
-                            "GC-3[vgg]": {"baseline_verdict": None, "status": "added", "failed": False,
-                                          "shift_p": None, "shift_p_adjusted": None, "line": "GC-3[vgg]: added"}},
-              "removed": []}
+def _doc(**run_changes) -> dict:
+    return build_report(factory.records(TREND, CKA), run=factory.run(**run_changes), regression=factory.regression())
 
 
 @pytest.fixture()
-def figure_path(tmp_path: Path) -> Path:
-    return plots.plot_trend([0.1, 0.3, 0.5], {"lenet": np.array([[0.1, 0.2, 0.4], [0.15, 0.25, 0.35]])},
-                            tmp_path / "figures" / "trend.png", "JS divergence vs ratio", "ratio", "JS")
-
-
-@pytest.fixture()
-def report_dir(tmp_path: Path, figure_path: Path) -> tuple[Path, dict]:
-    relative = figure_path.relative_to(tmp_path).as_posix()
-    doc = build_report(
-        _records(relative), run=RUN, regression=REGRESSION,
-        tables=[{"title": "Accuracy deviation (relative %)", "columns": ["model", "16-bit", "8-bit"],
-                 "rows": [["LeNet", -0.07, -0.05], ["ResNet-50", 0.0, None]], "note": "paper's Table 4"}],
-    )
+def written(tmp_path: Path) -> tuple[Path, dict]:
+    """A report written into tmp_path with its figures: (directory, document)."""
+    _draw_figures(tmp_path)
+    doc = _doc()
     write_report(doc, tmp_path)
     return tmp_path, doc
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
+class _Page(HTMLParser):
+    """Start tags (with attributes) and the text of a page, in order."""
+
+    def __init__(self, text: str) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
+        self.chunks: list[str] = []
+        self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
 
+    def handle_data(self, data):
+        self.chunks.append(data)
 
-def _tags(text: str) -> list[tuple[str, dict]]:
-    parser = _Tags()
-    parser.feed(text)
-    return parser.tags
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+    def images(self) -> list[dict]:
+        return [attrs for tag, attrs in self.tags if tag == "img"]
 
 
-# ------------------------------------------------------------------ report
+# ------------------------------------------------------------------ document
 
 
-def test_summary_counts_match_records():
-    records = _records()
-    doc = build_report(records, run=RUN)
+def test_summary_counts_relate_to_the_records():
+    records = factory.records(TREND, CKA)
+    doc = build_report(records, run=factory.run(), regression=factory.regression())
+    summary = doc["summary"]
     expected = Counter(r["verdict"] for r in records)
-    assert doc["summary"]["verdicts"] == {v: expected.get(v, 0) for v in VERDICTS}
-    assert doc["summary"]["total"] == len(records)
-    per_paper = doc["summary"]["per_paper"]
-    assert list(per_paper) == ["MW", "GC"]  # CLAIMS.md order, not alphabetical
-    assert sum(p["total"] for p in per_paper.values()) == len(records)
-    assert per_paper["MW"]["supported"] == 1 and per_paper["GC"]["supported"] == 1
-    assert doc["summary"]["regression"] is None and doc["regression"] is None
-    # asserted instances with a power figure: MW-1 ×2, MW-2; two of three reach 0.8
-    assert (doc["summary"]["asserted_tested"], doc["summary"]["powered"]) == (3, 2)
-    assert (doc["summary"]["fragile"], doc["summary"]["underpowered"], doc["summary"]["not_asserted"]) == (1, 1, 1)
+    assert summary["verdicts"] == {v: expected.get(v, 0) for v in VERDICTS}
+    assert summary["total"] == len(records) == sum(p["total"] for p in summary["per_paper"].values())
+    assert list(summary["per_paper"]) == ["MW", "GC"]  # CLAIMS.md order, not alphabetical
+    asserted = [r for r in records if r["asserted"]]
+    with_power = [r for r in asserted if r["power"] is not None]
+    assert summary["asserted"] == len(asserted) and summary["asserted_with_power"] == len(with_power)
+    assert math.isclose(summary["powered_share"], sum(r["power"] >= 0.8 for r in with_power) / len(with_power))
+    assert summary["fragile"] == sum(r["fragile"] for r in records) == 2
+    assert summary["underpowered"] == sum(r["underpowered"] for r in records) == 1
+    assert summary["cannot_decide"] == 1
+    assert summary["regression"] == factory.regression()["summary"]
+    assert build_report(records, run=factory.run())["summary"]["regression"] is None
 
 
-def test_environment_is_collected_when_the_run_gives_none():
-    import platform
-
-    doc = build_report(_records(), run={"profile": "ci"})
-    env = doc["run"]["environment"]
-    assert env == collect_environment()
-    assert env["python"] == platform.python_version()
-    assert {"torch", "torchvision", "numpy", "scipy", "statsmodels", "sklearn", "device_name"} <= set(env)
+def test_claims_sorted_by_paper_claim_number_and_instance_numbers():
+    records = [factory.evidence("MW-10"), factory.evidence("GC-1"), factory.evidence("MW-2", {"bits": 16}),
+               factory.evidence("MW-2", {"bits": 8})]
+    doc = build_report(records, run=factory.run())
+    assert [r["instance_id"] for r in doc["claims"]] == ["MW-2[bits=8]", "MW-2[bits=16]", "MW-10[digits-lenet5]",
+                                                        "GC-1[digits-lenet5]"]
 
 
-def test_claims_sorted_by_paper_then_claim_number():
-    records = [_record("MW-10", "a", "supported", 0.01), _record("GC-1", "a", "refuted", 0.01),
-               _record("MW-2", "a", "supported", 0.01)]
-    doc = build_report(records, run=RUN)
-    assert [r["claim_id"] for r in doc["claims"]] == ["MW-2", "MW-10", "GC-1"]
+def test_paper_tables_pivot_the_records_table_rows():
+    doc = _doc()
+    (table,) = doc["tables"]
+    assert table["title"] == "GC Table 2: accuracy (%)"
+    assert table["columns"] == ["experiment", "pruned", "distilled"]
+    assert table["rows"] == [["digits-resnet18", "91.2 (93.1)", "92.5 (—)"]]
+    assert table["note"] == "Each cell: ours (paper). paper: CIFAR-10"
 
 
-def test_json_round_trip_and_validates(report_dir):
-    out, doc = report_dir
-    text = (out / "claims.json").read_text(encoding="utf-8")
-    assert "NaN" not in text and "Infinity" not in text
-    loaded = load_report(out / "claims.json")
-    assert loaded == json.loads(json.dumps(doc))
-    assert loaded["schema_version"] == SCHEMA_VERSION
-    assert loaded["run"]["artifacts"] == {"built": 4, "loaded": 17}
-    assert {p.name for p in out.iterdir()} == {"claims.json", "claims.md", "index.html", "figures"}
+def test_figures_are_listed_once_per_claim_forest_plot_first():
+    doc = _doc()
+    by_claim = {}
+    for figure in doc["figures"]:
+        by_claim.setdefault(figure["claim_id"], []).append(figure)
+    assert [f["path"] for f in by_claim["MW-1"]] == ["figures/forest_MW-1.png", TREND, CKA]
+    assert by_claim["MW-1"][1]["instances"] == ["MW-1[digits-lenet5,α=0.1]", "MW-1[digits-lenet5,α=0.9]"]
+    assert [f["kind"] for f in by_claim["GC-2"]] == ["forest", "evidence"]
+    # A forest plot needs an effect with a CI: none for the untested, the failed, or the one without a CI.
+    assert {"MW-4", "MW-9", "GC-5"}.isdisjoint(by_claim)
+    forest = by_claim["MW-3"][0]
+    assert forest["instances"] == ["MW-3[digits-lenet5,bits=8]", "MW-3[digits-lenet5,bits=16]"]
 
 
 def test_non_finite_and_numpy_values_become_plain_json():
-    record = _record("MW-3", "x", "inconclusive", float("nan"), statistic=np.float32(1.5),
-                     effect=float("inf"), n={"a": np.int64(3)}, ci=np.array([0.1, 0.2]))
-    doc = build_report([record], run=RUN)
-    claim = doc["claims"][0]
+    record = factory.evidence(statistic=np.float32(1.5), effect=float("inf"), p_value=float("nan"),
+                              n={"units": np.int64(3)}, ci=np.array([0.1, 0.2]))
+    claim = build_report([record], run=factory.run())["claims"][0]
     assert claim["p_value"] is None and claim["effect"] is None
     assert claim["statistic"] == 1.5 and type(claim["statistic"]) is float
-    assert claim["n"] == {"a": 3} and type(claim["n"]["a"]) is int
+    assert claim["n"] == {"units": 3} and type(claim["n"]["units"]) is int
     assert claim["ci"] == [0.1, 0.2]
-    json.dumps(doc, allow_nan=False)  # raises on any NaN left behind
 
 
-def test_markdown_shows_the_evidence_behind_every_verdict(report_dir):
-    out, doc = report_dir
-    markdown = (out / "claims.md").read_text(encoding="utf-8")
-    for record in doc["claims"]:
-        assert record["instance_id"] in markdown and record["sentence"] in markdown
-    for verdict, count in doc["summary"]["verdicts"].items():
-        assert f"{count} {verdict}" in markdown
-    assert "2 of 3 asserted instances (67%) reach power 0.8" in markdown
-    assert REGRESSION["summary"] in markdown and "**FAILS** MW-1[resnet,w=0.9]: supported → refuted" in markdown
-    assert "cpu_capability: AVX2 → DEFAULT" in markdown
-    assert "support p_adj = 9.60e-05" in markdown  # the p that decided it, adjusted
-    assert "refute p_adj = 0.0375" in markdown
-    assert "support p_adj = 1.00; refute p_adj = 1.00" in markdown  # inconclusive: both
-    assert "(90 % CI [-0.08, -0.005])" in markdown and "ratio 0.958" in markdown
-    assert "*fragile*" in markdown and "*cannot decide*" in markdown
-    assert "not asserted: an extension, reported only" in markdown
-    assert "data: paper MNIST; ours digits" in markdown  # deviations beside the verdict
-    assert "| int8 accuracy | equivalence |" in markdown and "◀" in markdown  # parts, deciding part marked
-    assert markdown.count("(figures/trend.png)") == 1  # two instances share it: shown once, under its claim
-    assert "| LeNet | -0.07 | -0.05 |" in markdown and "| ResNet-50 | 0 | — |" in markdown
-
-
-def test_html_is_self_contained_and_embeds_the_plotted_figure(report_dir, figure_path):
-    out, doc = report_dir
-    page = (out / "index.html").read_text(encoding="utf-8")
-    tags = _tags(page)
-    for tag, attrs in tags:
-        for key in ("src", "href"):
-            value = (attrs.get(key) or "").strip().lower()
-            assert not value.startswith(("http:", "https:", "//")), (tag, key, value)
-    images = [attrs["src"] for tag, attrs in tags if tag == "img"]
-    assert len(images) == sum(len(v) for v in doc["figures"].values()) == 1
-    for src in images:
-        assert src.startswith("data:image/png;base64,")
-        assert base64.b64decode(src.split(",", 1)[1]) == figure_path.read_bytes()
-    csp = [a["content"] for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
-    assert csp and "default-src 'none'" in csp[0] and "img-src data:" in csp[0]
-    for record in doc["claims"]:
-        assert record["instance_id"] in page
-    for verdict in VERDICTS:
-        assert f'class="verdict {verdict}"' in page
-    assert "test-cpu" in page and "0123abcd" in page  # environment block
-    assert "underpowered" in page and "fragile" in page and "Declared deviations" in page
-
-
-def test_missing_figure_is_named_not_linked(tmp_path):
-    doc = build_report([_record("MW-1", "a", "supported", 0.01, figures=["figures/gone.png"])], run=RUN)
-    write_report(doc, tmp_path)
-    page = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert "Figure not found" in page and "figures/gone.png" in page
-    assert not [t for t, _ in _tags(page) if t == "img"]
+def _without(record: dict, key: str) -> dict:
+    return {k: v for k, v in record.items() if k != key}
 
 
 @pytest.mark.parametrize(
-    ("records", "fragment"),
+    ("records", "run", "regression", "fragment"),
     [
-        ([{"claim_id": "MW-1", "instance_id": "MW-1[a]", "verdict": "maybe"}], "'verdict'"),
-        ([{"claim_id": "MW-1", "verdict": "supported"}], "'instance_id'"),
-        ([_record("MW-1", "a", "supported", 0.1), _record("MW-1", "a", "refuted", 0.1)], "twice"),
-        (["not a dict"], "records[0]"),
+        ([_without(factory.evidence(), "power")], factory.run(), None, "records[0]"),
+        ([dict(factory.evidence(), design={"power": 0.5})], factory.run(), None, "'design'"),
+        ([dict(factory.evidence(), verdict="maybe")], factory.run(), None, "records[0]['verdict']"),
+        ([dict(factory.evidence(), instance_id="MW-1[other]")], factory.run(), None, "'instance_id'"),
+        ([factory.evidence(), factory.evidence()], factory.run(), None, "twice"),
+        ([factory.evidence(figures="figures/a.png")], factory.run(), None, "['figures']"),
+        ("MW-1", factory.run(), None, "'records'"),
+        ([factory.evidence()], _without(factory.run(), "deviations"), None, "'deviations'"),
+        ([factory.evidence()], factory.run(deviations=[{"claims": "MW-*"}]), None, "run['deviations'][0]"),
+        ([factory.evidence()], factory.run(baseline={"path": "x"}), None, "run['baseline']"),
+        ([factory.evidence()], factory.run(), {"summary": "", "instances": {"MW-1": {"status": "moved", "failed": 0}},
+                                                "removed": []}, "['status']"),
+        ([factory.evidence(details={"table_rows": [{"table": "t", "row": "r", "column": "c", "ours": "x",
+                                                     "paper": 1.0}]})], factory.run(), None, "table_rows"),
     ],
 )
-def test_build_report_rejects_bad_records(records, fragment):
+def test_build_report_names_the_bad_input(records, run, regression, fragment):
     with pytest.raises(InvalidParameterError, match="build_report") as info:
-        build_report(records, run=RUN)
+        build_report(records, run=run, regression=regression)
     assert fragment in str(info.value)
 
 
-def test_load_report_rejects_unknown_schema_version(tmp_path):
-    path = tmp_path / "future_claims.json"
-    path.write_text(json.dumps({"schema_version": 999, "run": {}, "summary": {}, "claims": []}))
-    with pytest.raises(ReportSchemaError) as info:
-        load_report(path)
-    message = str(info.value)
-    assert str(path) in message and "999" in message and str(SCHEMA_VERSION) in message
-    assert isinstance(info.value, ValueError)
+def test_json_round_trips_through_load_report(written):
+    out, doc = written
+    def no_constants(name):  # NaN, Infinity: not JSON, rejected by browsers and strict parsers
+        raise AssertionError(f"{name} in claims.json")
+
+    json.loads((out / "claims.json").read_text(encoding="utf-8"), parse_constant=no_constants)
+    loaded = load_report(out / "claims.json")
+    assert loaded == json.loads(json.dumps(doc)) and loaded["schema_version"] == SCHEMA_VERSION == 2
+    assert {p.name for p in out.iterdir()} == {"claims.json", "claims.md", "index.html", "figures"}
 
 
-def test_load_report_rejects_non_json(tmp_path):
-    path = tmp_path / "claims.json"
-    path.write_text("{not json")
-    with pytest.raises(ReportSchemaError, match="not valid JSON"):
-        load_report(path)
+# ------------------------------------------------------------------ rendering
+
+
+def test_markdown_and_html_carry_the_same_evidence(written):
+    out, doc = written
+    markdown = (out / "claims.md").read_text(encoding="utf-8")
+    page = _Page((out / "index.html").read_text(encoding="utf-8")).text
+    for record in doc["claims"]:
+        cells = _view.verdict_cells(record, doc["regression"])
+        shown = [str(cells[c]) for c in _view.VERDICT_COLUMNS if c != "Effect [CI]"]
+        shown += cells["Effect [CI]"] + cells["labels"]
+        for text in shown:
+            assert text in markdown, (record["instance_id"], text)
+            assert text in page, (record["instance_id"], text)
+    for claim_records in _view.claims_by_paper(doc)["MW"].values():
+        common, each = _view.instance_items(claim_records, doc["run"], doc["regression"])
+        for label, text in [*common, *(item for items in each for item in items)]:
+            assert label in markdown and text in markdown and label in page and text in page, (label, text)
+
+
+@pytest.mark.parametrize("view", ["markdown", "html"])
+def test_views_show_labels_deciding_p_ci_power_stability_and_deviations(written, view):
+    out, _ = written
+    raw = (out / ("claims.md" if view == "markdown" else "index.html")).read_text(encoding="utf-8")
+    text = raw if view == "markdown" else _Page(raw).text
+    expected = [
+        # labels (CLAIMS.md: underpowered, cannot decide, fragile, not asserted + reason, conditional on)
+        "underpowered", "cannot decide", "fragile", "not asserted: extension beyond the paper's α values",
+        "conditional on teacher B_0",
+        # the adjusted p that decided, which test; both adjusted p's when inconclusive
+        "0.00160 (refute)", "0.0120 (support)", "support 0.420 · refute 0.770",
+        # effect and CI at its level; a log ratio also as a ratio: exp(-0.31) = 0.733
+        f"-0.31 [-0.42, -0.25] 90{NBSP}%{NBSP}CI", "ratio ×0.733 [0.657, 0.779]",
+        # power at the effect of interest, MDE; stability; units
+        "0.41 at -0.223 · MDE -0.4", "0.55: share of 200 resamples", "MDE none",
+        # deviations: the claim's own and the profile's list
+        factory.DEVIATION_DATA, "ResNet-18 at 1/8 width on digits", "TFLite float16",
+        # compound rule: its parts, the deciding one marked
+        "pruned then distilled", "distilled then pruned", "deciding",
+        # regression: what failed the gate, what was only reported, what disappeared
+        "changed · fails the gate", "fragile flip supported → inconclusive, reported only", "MW-2[digits-lenet5]",
+        # environment against the baseline's
+        "AVX512", "cpu_capability AVX512 → AVX2", "claims/findings/ci.json",
+        # the error's message, the number claim's numbers
+        "training diverged: loss is NaN after epoch 3", "0.7 / 0.71",
+    ]
+    missing = [e for e in expected if e not in text]
+    assert not missing
+
+
+def test_regression_section_separates_the_gate_from_what_is_only_reported(written):
+    out, doc = written
+    regression = factory.regression()
+    groups = _view.regression_groups(doc)
+    failed = {i for i, e in regression["instances"].items() if e["failed"]}
+    reported = {i for i, e in regression["instances"].items()
+                if not e["failed"] and e["status"] not in ("unchanged", "removed")}
+    assert {row[0] for row in groups["failed"]} == failed == {"MW-1[digits-lenet5,α=0.9]", "GC-2[digits-resnet18]"}
+    assert {row[0] for row in groups["reported"]} == reported == {"MW-1[digits-lenet5,α=0.5]"}
+    markdown = (out / "claims.md").read_text(encoding="utf-8")
+    gate = markdown.split("### Failed the gate", 1)[1].split("###", 1)[0]
+    assert "| GC-2[digits-resnet18] | supported | supported | shifted | 0.00600 (raw 0.00200) | effect shifted" in gate
+    assert "GC-2[digits-resnet18]: effect" not in markdown  # the line is shown without its instance id
+    assert markdown.split("### In the baseline, not in this run", 1)[1].split("##", 1)[0].strip() == \
+        "- MW-2[digits-lenet5]"
+
+
+def test_html_embeds_each_figure_once_and_fetches_nothing(written):
+    out, doc = written
+    page = _Page((out / "index.html").read_text(encoding="utf-8"))
+    for tag, attrs in page.tags:
+        for key in ("src", "href"):
+            value = (attrs.get(key) or "").strip().lower()
+            assert not value.startswith(("http:", "https:", "//")), (tag, key, value)
+    images = page.images()
+    paths = {f["path"] for f in doc["figures"]}
+    assert len(images) == len(paths) == 5  # three forest plots, the trend, and the CKA of MW-1 and GC-2 once
+    decoded = {base64.b64decode(img["src"].split(",", 1)[1]) for img in images}
+    assert decoded == {(out / path).read_bytes() for path in paths}
+    assert all(data.startswith(PNG_SIGNATURE) for data in decoded)
+    assert "is shown under MW-1" in page.text
+    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in csp[0] and "img-src data:" in csp[0]
+    for verdict in VERDICTS:
+        assert f'class="verdict {verdict}"' in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_each_claim_section_starts_its_figures_with_the_forest_plot(written):
+    out, doc = written
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for claim_id in ("MW-1", "MW-3", "GC-2"):
+        section = page.split(f'id="{_view.anchor("claim", claim_id)}"', 1)[1].split("</article>", 1)[0]
+        alts = [img["alt"] for img in _Page(section).images()]
+        assert alts and alts[0] == f"{claim_id}: effect and confidence interval per instance"
+    markdown = (out / "claims.md").read_text(encoding="utf-8")
+    assert all(markdown.count(f"]({path})") == 1 for path in {f["path"] for f in doc["figures"]})
+
+
+def test_forest_plots_are_drawn_for_claims_with_an_interval(written):
+    out, doc = written
+    drawn = sorted(p.name for p in (out / "figures").glob("forest_*.png"))
+    assert drawn == ["forest_GC-2.png", "forest_MW-1.png", "forest_MW-3.png"]
+    assert all((out / "figures" / name).read_bytes().startswith(PNG_SIGNATURE) for name in drawn)
+
+
+def test_missing_figure_is_named_not_embedded(tmp_path):
+    doc = build_report([factory.evidence(ci=None, figures=["figures/gone.png"])], run=factory.run())
+    write_report(doc, tmp_path)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Figure not found" in page and "figures/gone.png" in page
+    assert _Page(page).images() == []
+
+
+def test_rendering_is_a_function_of_the_document(written):
+    out, doc = written
+    reloaded = load_report(out / "claims.json")
+    assert render_markdown(reloaded) == (out / "claims.md").read_text(encoding="utf-8")
+    assert render_html(reloaded, out) == (out / "index.html").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ command line
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -304,8 +319,8 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_cli_rebuild_is_identical_to_write_report(report_dir):
-    out, _ = report_dir
+def test_cli_rebuild_is_identical_to_write_report(written):
+    out, _ = written
     originals = {name: (out / name).read_bytes() for name in ("claims.md", "index.html")}
     json_before = (out / "claims.json").read_bytes()
     for name in originals:
@@ -316,61 +331,97 @@ def test_cli_rebuild_is_identical_to_write_report(report_dir):
     assert (out / "claims.json").read_bytes() == json_before
 
 
-def test_cli_errors_name_the_file(tmp_path):
-    missing = tmp_path / "nowhere" / "claims.json"
-    result = _cli(str(missing), cwd=tmp_path)
-    assert result.returncode == 2 and str(missing) in result.stderr
-    future = tmp_path / "claims.json"
-    future.write_text(json.dumps({"schema_version": 999}))
-    result = _cli(str(future), cwd=tmp_path)
-    assert result.returncode == 2 and str(future) in result.stderr and "999" in result.stderr
-    assert _cli(cwd=tmp_path).returncode == 2  # neither a report nor --compare
+def _valid_doc() -> dict:
+    return json.loads(json.dumps(build_report([factory.evidence()], run=factory.run())))
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "no such file"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "a JSON list, expected an object"),
+        (json.dumps({**_valid_doc(), "schema_version": 1}), "schema_version 1"),
+        (json.dumps(_without(_valid_doc(), "schema_version")), "no 'schema_version'"),
+        (json.dumps({**_valid_doc(), "run": []}), "'run' is []"),
+        (json.dumps({**_valid_doc(), "summary": None}), "'summary' is null"),
+        (json.dumps({**_valid_doc(), "claims": {}}), "'claims' is {}"),
+        (json.dumps({**_valid_doc(), "claims": [_without(_valid_doc()["claims"][0], "stability")]}),
+         "claims[0] (MW-1[digits-lenet5]) lacks 'stability'"),
+    ],
+)
+def test_cli_rejects_bad_input_with_one_line_and_status_2(tmp_path, capsys, content, fragment):
+    path = tmp_path / "claims.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and fragment in err, err
+    assert not (tmp_path / "index.html").exists()
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    result = _cli(cwd=tmp_path)
+    assert result.returncode == 2 and "give a claims.json" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_load_report_errors_are_report_errors(tmp_path):
+    path = tmp_path / "claims.json"
+    path.write_text("{}", encoding="utf-8")
+    with pytest.raises(ReportSchemaError) as info:
+        load_report(path)
+    assert isinstance(info.value, ReportError) and isinstance(info.value, ValueError)
+
+
+# ------------------------------------------------------------------ comparison
 
 
 def test_compare_marks_changed_verdict_and_one_sided_instances():
-    records_a = _records()
+    records_a = factory.records(TREND, CKA)
     records_b = [dict(r) for r in records_a[:-1]]
-    records_b[1] = dict(records_b[1], verdict="inconclusive", p_value=0.2, p_adjusted=0.6)
-    records_b.append(_record("SH-1", "vgg11", "supported", 0.03))
-    a = build_report(records_a, run=dict(RUN, profile="ci"))
-    b = build_report(records_b, run=dict(RUN, profile="paper"))
+    records_b[0] = dict(records_b[0], verdict="inconclusive", decided_by=None, p_adjusted=0.6)
+    records_b.append(factory.evidence("SH-1", {"exp": "vgg11"}))
+    a = build_report(records_a, run=factory.run(profile="ci"))
+    b = build_report(records_b, run=factory.run(profile="paper"))
     comparison = compare_reports(a, b)
     changed = [row["instance_id"] for row in comparison["rows"] if row["verdict_changed"]]
-    assert changed == ["MW-1[resnet,w=0.9]"]
-    assert comparison["only_a"] == ["GC-3[vgg]"] and comparison["only_b"] == ["SH-1[vgg11]"]
-    assert comparison["counts"] == {"both": 4, "same_verdict": 3, "verdict_changed": 1, "only_a": 1, "only_b": 1}
+    assert changed == ["MW-1[digits-lenet5,α=0.1]"]
+    assert comparison["only_a"] == ["GC-5[digits-resnet18]"] and comparison["only_b"] == ["SH-1[vgg11]"]
+    n = len(records_a) - 1
+    assert comparison["counts"] == {"both": n, "same_verdict": n - 1, "verdict_changed": 1, "only_a": 1, "only_b": 1}
     assert comparison["labels"] == ["ci", "paper"]
-    unchanged = [row for row in comparison["rows"] if not row["verdict_changed"]]
-    assert all(row["differs"] == [] for row in unchanged)
+    assert all(row["differs"] == [] for row in comparison["rows"] if not row["verdict_changed"])
+    assert next(r for r in comparison["rows"] if r["verdict_changed"])["differs"] == ["verdict", "p"]
     markdown = render_compare_markdown(comparison)
-    changed_lines = [line for line in markdown.splitlines() if "⚠ changed" in line]
-    assert len(changed_lines) == 1 and "MW-1[resnet,w=0.9]" in changed_lines[0]
-    assert "**refuted**" in changed_lines[0] and "**inconclusive**" in changed_lines[0]
-    assert "Only in ci" in markdown and "GC-3[vgg]" in markdown and "SH-1[vgg11]" in markdown
+    (line,) = [line for line in markdown.splitlines() if "⚠ changed" in line]
+    assert "MW-1[digits-lenet5,α=0.1]" in line and "**supported**" in line and "**inconclusive**" in line
+    assert "Only in ci" in markdown and "SH-1[vgg11]" in markdown
 
 
 def test_compare_of_a_report_with_itself_has_no_differences():
-    doc = build_report(_records(), run=RUN)
+    doc = _doc()
     comparison = compare_reports(doc, doc)
-    assert comparison["counts"]["verdict_changed"] == 0
-    assert not comparison["only_a"] and not comparison["only_b"]
+    assert comparison["counts"]["verdict_changed"] == 0 and not comparison["only_a"] and not comparison["only_b"]
     assert all(not row["differs"] for row in comparison["rows"])
 
 
 def test_cli_compare_writes_files_and_prints_markdown(tmp_path):
     a_dir, b_dir, out = tmp_path / "a", tmp_path / "b", tmp_path / "cmp"
-    records_b = _records()
-    records_b[0] = dict(records_b[0], verdict="refuted")
-    write_report(build_report(_records(), run=RUN), a_dir)
-    write_report(build_report(records_b, run=RUN), b_dir)
+    records_b = factory.records(TREND, CKA)
+    records_b[0] = dict(records_b[0], verdict="refuted", decided_by="refute")
+    write_report(build_report(factory.records(TREND, CKA), run=factory.run()), a_dir)
+    write_report(build_report(records_b, run=factory.run()), b_dir)
     result = _cli("--compare", str(a_dir / "claims.json"), str(b_dir / "claims.json"), "--out", str(out),
                   cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (out / "compare.md").read_text(encoding="utf-8") == result.stdout
-    assert "⚠ changed" in result.stdout and "MW-1[resnet,w=0.1]" in result.stdout
+    assert "⚠ changed" in result.stdout and "MW-1[digits-lenet5,α=0.1]" in result.stdout
     page = (out / "compare.html").read_text(encoding="utf-8")
     assert 'class="changed"' in page
-    assert not any((a.get("src") or a.get("href") or "").startswith("http") for _, a in _tags(page))
+    assert not any((a.get("src") or a.get("href") or "").startswith("http") for _, a in _Page(page).tags)
+
+
+# ------------------------------------------------------------------ formatting
 
 
 @settings(max_examples=60, deadline=None)
@@ -388,6 +439,16 @@ def test_format_hand_cases():
     assert [format_p(x) for x in (0.04321, 0.5, 1.234e-7, None, 0.0)] == ["0.0432", "0.500", "1.23e-07", "—", "0"]
     assert [format_number(x) for x in (None, 3, -22.55, 0.123456, [-0.07, -0.05], {"a": 3})] == \
         ["—", "3", "-22.55", "0.1235", "-0.07 / -0.05", "a=3"]
+
+
+@given(st.floats(min_value=-3, max_value=3), st.floats(min_value=0.001, max_value=2))
+def test_log_ratio_effect_is_also_shown_as_its_ratio(effect, half_width):
+    lines = _view.effect_lines({"effect": effect, "ci": [effect - half_width, effect + half_width],
+                                "ci_level": 0.9, "scale": "log ratio"})
+    ratio, low, high = (float(x) for x in
+                        lines[1].removeprefix("ratio ×").replace("[", "").replace("]", "").replace(",", "").split())
+    assert math.isclose(ratio, math.exp(effect), rel_tol=5e-3)
+    assert low <= ratio <= high
 
 
 # ------------------------------------------------------------------ landscape
@@ -457,9 +518,9 @@ def test_plots_write_non_empty_pngs(tmp_path):
               "P30": "pruned 30%", "C": "same-init control"}
     paths = [
         plots.plot_landscape(coords, groups, tmp_path / "landscape.png", "MW landscape"),
-        plots.plot_accuracy_deviation({"w=0.1": [8.1, 8.9, 9.0], "16-bit": -0.5, "pruned 70%": [-14.0]},
+        plots.plot_accuracy_deviation({"α=0.1": [8.1, 8.9, 9.0], "16-bit": -0.5, "pruned 70%": [-14.0]},
                                       tmp_path / "deviation.png", "CIFAR-10 LeNet",
-                                      paper={"w=0.1": 8.74, "16-bit": -0.62, "pruned 70%": -14.56}),
+                                      paper={"α=0.1": 8.74, "16-bit": -0.62, "pruned 70%": -14.56}),
         plots.plot_trend([0.1, 0.3, 0.5], {"a": np.ones((3, 3)), "b": [1.0, 2.0, 3.0]},
                          tmp_path / "trend.png", "trend", "ratio", "distance"),
         plots.plot_heatmap(np.eye(3), ["l1", "l2", "l3"], ["m1", "m2", "m3"], tmp_path / "heat.png", "CKA",
@@ -500,53 +561,39 @@ def test_hybrid_tree_figure_is_a_png_and_rejects_an_empty_distillation_path(tmp_
     assert not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.parametrize(("doc", "needle"), [
-    ({"schema_version": 2, "run": [], "summary": {}, "claims": []}, "'run' must be an object"),
-    ({"schema_version": 2, "run": {}, "summary": None, "claims": []}, "'summary' must be an object"),
-    ({"schema_version": 2, "run": {}, "summary": {"total": 0}, "claims": []}, "'summary' lacks the 'verdicts' key"),
-    ({"schema_version": 2, "run": {}, "summary": {"total": 0, "verdicts": {}, "per_paper": {}}, "claims": {}},
-     "'claims' must be a list"),
-])
-def test_cli_rejects_malformed_documents_with_one_line_and_status_2(tmp_path, doc, needle):
-    path = tmp_path / "claims.json"
-    path.write_text(json.dumps(doc))
-    result = _cli(str(path), cwd=tmp_path)
-    assert result.returncode == 2 and needle in result.stderr and "Traceback" not in result.stderr
+def _forest_rows(scales: tuple[str, ...]) -> list[dict]:
+    verdicts = ("supported", "refuted", "inconclusive")
+    return [{"label": f"instance {i}", "effect": 0.1 * i, "ci": [0.1 * i - 0.2, 0.1 * i + 0.15],
+             "verdict": verdicts[i % 3], "asserted": i != 2, "scale": scale, "reference": 0.0,
+             "margin": [-0.2, 0.2] if i % 2 else None, "effect_name": "effect"}
+            for i, scale in enumerate(scales)]
 
 
-def test_publish_swaps_the_whole_report_in_and_a_failure_keeps_the_previous_one(tmp_path, monkeypatch):
-    from analysis.report import ReportError, new_staging_dir, publish_report
-
-    report_dir = tmp_path / "reports" / "ci"
-    first = publish_report(build_report(_records(), run=RUN), new_staging_dir(report_dir), report_dir)
-    before = {p.name: p.read_bytes() for p in report_dir.iterdir() if p.is_file()}
-    assert report_dir.is_symlink() and first["html"].exists()
-    assert (report_dir / "figures").is_dir() and list((report_dir / "figures").glob("forest_*.png"))
-    mode = (report_dir / "claims.json").stat().st_mode & 0o777
-    assert mode == 0o666 & ~_current_umask()
-
-    def full(*args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("analysis.report._write_atomic", full)
-    with pytest.raises(ReportError, match="previous report is unchanged"):
-        publish_report(build_report(_records()[:2], run=RUN), new_staging_dir(report_dir), report_dir)
-    assert {p.name: p.read_bytes() for p in report_dir.iterdir() if p.is_file()} == before
+def test_forest_plot_puts_each_scale_in_its_own_panel(tmp_path):
+    one = plots.plot_forest(_forest_rows(("log ratio",) * 4), tmp_path / "one.png", "MW-1")
+    two = plots.plot_forest(_forest_rows(("log ratio", "log ratio", "points", "points")), tmp_path / "two.png",
+                            "MW-3")
+    # Same rows, one more panel (its own axis and label): a taller figure of the same width.
+    (h1, w1), (h2, w2) = _png_shape(one)[:2], _png_shape(two)[:2]
+    assert w1 == w2 and h2 > h1
 
 
-def _current_umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def test_forest_plot_is_deterministic(tmp_path):
+    rows = _forest_rows(("log ratio", "points", "Kendall tau"))
+    first = plots.plot_forest(rows, tmp_path / "a.png", "t").read_bytes()
+    assert plots.plot_forest(rows, tmp_path / "b.png", "t").read_bytes() == first
 
 
-def test_check_report_dir_names_the_path_and_the_flag(tmp_path):
-    from analysis.report import ReportError, check_report_dir
-
-    check_report_dir(tmp_path / "new")
-    afile = tmp_path / "a-file"
-    afile.write_text("x")
-    with pytest.raises(ReportError, match=r"--report-dir .*a-file is not usable: .*is a file"):
-        check_report_dir(afile)
+@pytest.mark.parametrize(
+    ("rows", "fragment"),
+    [
+        ([], "'rows'"),
+        ([dict(_forest_rows(("x",))[0], ci=[0.3, 0.1])], r"rows\[0\]\['ci'\]"),
+        ([dict(_forest_rows(("x",))[0], effect=float("nan"))], r"rows\[0\]\['effect'\]"),
+        ([dict(_forest_rows(("x",))[0], verdict="maybe")], r"rows\[0\]\['verdict'\]"),
+    ],
+)
+def test_forest_plot_rejects_bad_rows(tmp_path, rows, fragment):
+    with pytest.raises(InvalidParameterError, match=fragment):
+        plots.plot_forest(rows, tmp_path / "x.png", "t")
+    assert not (tmp_path / "x.png").exists()

@@ -98,17 +98,20 @@ class Change:
     shifted_part: str | None = None
     p_adjusted: float | None = None
     effect: float | None = None
+    asserted: bool = True
 
     @property
     def failed(self) -> bool:
-        return self.status in _FAILING
+        """Only asserted instances gate the run; a reported-only instance's change is shown, never failed."""
+        return self.status in _FAILING and self.asserted
 
     def describe(self) -> str:
         """One line: ``MW-1[…]: supported → inconclusive (robust: stability 0.95 → 0.91; p_adj = 0.2)``."""
         s = self.instance_id + ": "
         if self.status in ("changed", "fragile-flip"):
             old, new = (_fmt(x) for x in self.stability)
-            kind = "robust" if self.status == "changed" else "fragile, reported only"
+            kind = ("robust" if self.status == "changed" else "fragile, reported only") if self.asserted else \
+                "not asserted, reported only"
             s += f"{self.old_verdict} → {self.new_verdict} ({kind}: stability {old} → {new}"
             s += f"; p_adj = {_fmt(self.p_adjusted)})" if self.p_adjusted is not None else ")"
         elif self.status == "shifted":
@@ -261,10 +264,11 @@ def compare(baseline: Baseline | None, results: Sequence[Mapping[str, Any]], *, 
             changes.append(Change(iid, r["claim_id"], "added", None, verdict, (None, r.get("stability"))))
             continue
         stab = (entry.get("stability"), r.get("stability"))
-        if entry["verdict"] != verdict and r.get("asserted", True):
+        if entry["verdict"] != verdict:
             status = "changed" if _robust(*stab) else "fragile-flip"
             changes.append(Change(iid, r["claim_id"], status, entry["verdict"], verdict, stab,
-                                  p_adjusted=r.get("p_adjusted"), effect=r.get("effect")))
+                                  p_adjusted=r.get("p_adjusted"), effect=r.get("effect"),
+                                  asserted=bool(r.get("asserted", True))))
             continue
         known_not_supported += verdict != "supported" and r.get("asserted", True)
         old_parts, new_parts = entry.get("parts") or {}, _part_estimates(r)

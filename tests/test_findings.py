@@ -95,6 +95,13 @@ def test_a_robust_change_fails_in_either_direction():
         assert f"{old} → {new}" in c.describe() and "robust" in c.describe()
 
 
+def test_a_reported_only_instance_changing_is_shown_but_never_fails():
+    cmp = compare(baseline_of({"GC-2[a]": ("supported", 1.0, [part()])}),
+                  [evidence("GC-2[a]", "refuted", asserted=False, not_asserted_reason="number claim")])
+    (c,) = cmp.changes
+    assert c.status == "changed" and not c.failed and cmp.ok and "not asserted" in c.describe()
+
+
 def test_a_fragile_flip_is_reported_not_failed():
     for base_stab, new_stab in ((0.6, 0.95), (0.95, 0.55)):
         cmp = compare(baseline_of({"MW-1[a]": ("supported", base_stab, [part()])}),

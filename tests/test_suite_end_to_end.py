@@ -195,8 +195,12 @@ def test_a_broken_experiment_fails_the_gate(tmp_path):
     """KD students distilled from an untrained teacher: the findings gate must fail (changed or shifted)."""
     profile = tmp_path / "tiny-kd.toml"
     profile.write_text(TINY_KD)
+    # An old-format baseline is what --update-findings exists to replace: it must not refuse the run.
+    (tmp_path / "findings.json").write_text('{"format_version": 1, "findings": {}}')
     good = run_claims(tmp_path, "--profile", str(profile), "--update-findings")
     assert good.returncode == 0, output(good)[-3000:]
+    assert "replaced whole" in good.stdout and "format_version 1" in good.stdout
+    assert '"format_version": 2' in (tmp_path / "findings.json").read_text()
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])}
     broken = run_claims(tmp_path, "--profile", str(profile), "-p", "fault_broken_teacher", env=env)
     assert broken.returncode == 1, output(broken)[-3000:]

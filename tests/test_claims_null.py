@@ -249,7 +249,7 @@ def test_construction_holds_its_error_rate_at_the_null_boundary(null, record_pro
 # --------------------------------------------------------------------------- known answers
 
 
-def check(evidence, verdict: str, *, units: int, unit: str, parts: int, values: dict) -> None:
+def check_evidence(evidence, verdict: str, *, units: int, unit: str, parts: int, values: dict) -> None:
     """The verdict, the units and parts recorded, each column's per-unit values, and the effect of the deciding part."""
     assert evidence.verdict == verdict, (f"{evidence.verdict}: p support {evidence.p_value}, "
                                          f"p refute {evidence.p_refute}")
@@ -274,7 +274,7 @@ def test_mw1_known_answer(vs, log_ratio, verdict):
     world = mw_world(np.random.default_rng(1),
                      [MWCell(student=lambda v, w: Rel(log_ratio, sd=0.1, anchor="own", like=vs))])
     evidence = decide("MW-1", {"exp": "mnist-lenet5", "kd": "text", "vs": vs}, world)
-    check(evidence, verdict, units=10, unit="teacher B_i", parts=3, values={
+    check_evidence(evidence, verdict, units=10, unit="teacher B_i", parts=3, values={
         f"w={w}": truth(world, "mnist-lenet5", lambda u, w=w: u.students[("text", w)]) for w in (0.1, 0.5, 0.9)})
 
 
@@ -284,7 +284,7 @@ def test_mw2_known_answer(slope, verdict):
     world = mw_world(np.random.default_rng(2), [MWCell(student=lambda v, w: Rel(slope * w, sd=0.02, anchor="own"))])
     evidence = decide("MW-2", {"exp": "mnist-lenet5", "kd": "text"}, world)
     logd = {w: np.array(truth(world, "mnist-lenet5", lambda u, w=w: u.students[("text", w)])) for w in (0.1, 0.5, 0.9)}
-    check(evidence, verdict, units=10, unit="teacher B_i", parts=3,
+    check_evidence(evidence, verdict, units=10, unit="teacher B_i", parts=3,
           values={f"w={b} vs w={a}": logd[b] - logd[a] for a, b in [(0.1, 0.5), (0.1, 0.9), (0.5, 0.9)]})
 
 
@@ -301,7 +301,7 @@ def test_mw3_known_answer(quantized, verdict):
         values[f"{q} accuracy deviation"] = truth(world, "mnist-lenet5", lambda u, q=q: u.quantized[q], "acc_change")
         lightest = truth(world, "mnist-lenet5", lambda u: u.pruned[("text", LIGHTEST)])
         values[f"{q} closer than pruning"] = closer - lightest
-    check(evidence, verdict, units=10, unit="B_i with its own independent I_i", parts=6, values=values)
+    check_evidence(evidence, verdict, units=10, unit="B_i with its own independent I_i", parts=6, values=values)
 
 
 @pytest.mark.parametrize("int8, verdict", [(math.log(0.1), "supported"), (math.log(0.001), "refuted")])
@@ -311,7 +311,7 @@ def test_mw4_known_answer(int8, verdict):
         quantized=lambda q: Rel(math.log(0.01) if q == "fp16" else int8, sd=0.1, anchor="own"))])
     ratio = np.subtract(truth(world, "mnist-lenet5", lambda u: u.quantized["int8"]),
                         truth(world, "mnist-lenet5", lambda u: u.quantized["fp16"]))
-    check(decide("MW-4", LENET, world), verdict, units=10, unit="B_i with its own quantized copies", parts=1,
+    check_evidence(decide("MW-4", LENET, world), verdict, units=10, unit="B_i with its own quantized copies", parts=1,
           values={"8-bit vs 16-bit": ratio})
 
 
@@ -328,7 +328,7 @@ def test_mw5_known_answer(centers, verdict):
         gaps.append(at[0.1])
         thresholds.append(0.1 - at[0.1] * 0.2 / (at[0.3] - at[0.1]))  # the zero of each unit's line
     evidence = decide("MW-5", {"dataset": "mnist", "pruning": "text"}, world)
-    check(evidence, verdict, units=20, unit="B_i with its own independent I_i", parts=3, values={
+    check_evidence(evidence, verdict, units=20, unit="B_i with its own independent I_i", parts=3, values={
         "closer at the lowest ratio": np.concatenate(gaps), "threshold r*": np.concatenate(thresholds)})
 
 
@@ -336,7 +336,7 @@ def test_mw5_known_answer(centers, verdict):
 def test_mw6_known_answer(slope, verdict, tau):
     world = mw_world(np.random.default_rng(6), [MWCell(pruned=lambda v, r: Rel(slope * r, anchor="own"))])
     evidence = decide("MW-6", {"exp": "mnist-lenet5", "pruning": "text"}, world)
-    check(evidence, verdict, units=10, unit="B_i with its own pruned copies", parts=1,
+    check_evidence(evidence, verdict, units=10, unit="B_i with its own pruned copies", parts=1,
           values={"Kendall tau": [tau] * 10})
 
 
@@ -349,7 +349,7 @@ def test_mw7_known_answer(independent, verdict):
         else Rel(math.log(0.5), sd=0.1, anchor="own", acc=Acc(-1.0, 0.5, "points"))))])
     evidence = decide("MW-7", {"exp": "mnist-lenet5", "pruning": "text"}, world)
     exp_id = "mnist-lenet5"
-    check(evidence, verdict, units=10, unit="B_i with its own independent I_i", parts=11, values={
+    check_evidence(evidence, verdict, units=10, unit="B_i with its own independent I_i", parts=11, values={
         "independent − base accuracy": truth(world, exp_id, lambda u: u.independent, "acc_change"),
         "loss at 70%": -np.array(truth(world, exp_id, lambda u: u.pruned[("text", 0.7)], "acc_change")),
         "closer at 70%": truth(world, exp_id, lambda u: u.pruned[("text", 0.7)])})
@@ -361,7 +361,7 @@ def test_mw8_known_answer(mobilenet, resnet, verdict):
     evidence = decide("MW-8", {"dataset": "cifar10", "pruning": "text"}, world)
     loss = {r: -np.concatenate([truth(world, e, lambda u, r=r: u.pruned[("text", r)], "acc_change")
                                 for e in ("cifar10-mobilenet_v1", "cifar10-resnet50")]) for r in (0.1, 0.3, 0.5, 0.7)}
-    check(evidence, verdict, units=10, unit="B_i of one architecture", parts=4,
+    check_evidence(evidence, verdict, units=10, unit="B_i of one architecture", parts=4,
           values={f"loss at {r:.0%}": v for r, v in loss.items()})
 
 
@@ -384,7 +384,7 @@ def test_mw9_known_answer(arch, dataset, supported, refuted):
         world = mw_world(np.random.default_rng(9), [MWCell(arch=arch, dataset=dataset,
                                                            student=lambda v, w: Rel(acc=Acc(shift, 0.2)))])
         evidence = decide("MW-9", {"exp": exp_id, "kd": "text"}, world)
-        check(evidence, verdict, units=10, unit="teacher B_i", parts=3, values={
+        check_evidence(evidence, verdict, units=10, unit="teacher B_i", parts=3, values={
             f"w={w}": truth(world, exp_id, lambda u, w=w: u.students[("text", w)], "acc_change")
             for w in (0.1, 0.5, 0.9)})
 
@@ -406,7 +406,7 @@ QUIET = {"seed_halfwidth": 0.01, "noise_halfwidth": 0.01}  # noise below the ste
 @pytest.mark.parametrize("pd, verdict, tau", [(RISING, "supported", 1.0), (FALLING, "refuted", -1.0)])
 def test_gc1_known_answer(pd, verdict, tau):
     evidence = decide("GC-1", {"setting": GC, "check": "trend"}, gc(pd=pd, **QUIET)(np.random.default_rng(11)))
-    check(evidence, verdict, units=8, unit="teacher seed", parts=1, values={"Kendall tau": [tau] * 8})
+    check_evidence(evidence, verdict, units=8, unit="teacher seed", parts=1, values={"Kendall tau": [tau] * 8})
 
 
 @pytest.mark.parametrize("pd, verdict", [(RISING, "supported"), (FALLING, "refuted")])
@@ -415,7 +415,7 @@ def test_gc2_known_answer(pd, verdict):
     regime = {name: [[pd_mean(world, s, lv) for lv in levels] for s in range(8)]
               for name, levels in {"extreme": (0.1, 0.3), "moderate": (0.5,), "mild": (0.7, 0.9)}.items()}
     means = {name: np.mean(v, axis=1) for name, v in regime.items()}
-    check(decide("GC-2", {"setting": GC, "check": "ordered"}, world), verdict, units=8, unit="teacher seed", parts=2,
+    check_evidence(decide("GC-2", {"setting": GC, "check": "ordered"}, world), verdict, units=8, unit="teacher seed", parts=2,
           values={"moderate − extreme": means["moderate"] - means["extreme"],
                   "mild − moderate": means["mild"] - means["moderate"]})
 
@@ -424,11 +424,11 @@ def test_gc3_known_answer():
     falling = {"pd": lambda lv: 0.7, "depth_slope": -0.04, "early": 0.98, **NEAR_ONE}
     world = gc(**falling)(np.random.default_rng(13))
     evidence = decide("GC-3", {"setting": GC}, world)
-    check(evidence, "supported", units=8, unit="teacher seed", parts=2, values={})
+    check_evidence(evidence, "supported", units=8, unit="teacher seed", parts=2, values={})
     assert min(evidence.replicates["values"]["early-layer minimum"]) > 0.95
     assert max(evidence.replicates["values"]["Kendall tau over depth"]) < -0.8
     world = gc(**falling, early_floor=0.8)(np.random.default_rng(13))  # one early cell far below 0.95
-    check(decide("GC-3", {"setting": GC}, world), "refuted", units=8, unit="teacher seed", parts=2,
+    check_evidence(decide("GC-3", {"setting": GC}, world), "refuted", units=8, unit="teacher seed", parts=2,
           values={"early-layer minimum": [world.ckas[(s, 0.1)]["mp"][:, 0].mean() for s in range(8)]})
 
 
@@ -440,7 +440,7 @@ def test_gc4_known_answer(offset, verdict):
                             - np.mean([pd_mean(world, s, lv) for lv in mixed_levels]) for s in range(8)]
               for k in ("mp", "md")}
     evidence = decide("GC-4", {"setting": GC}, world)
-    check(evidence, verdict, units=8, unit="teacher seed", parts=2, values=values)
+    check_evidence(evidence, verdict, units=8, unit="teacher seed", parts=2, values=values)
     assert evidence.effect == pytest.approx(offset, abs=0.01)
 
 
@@ -451,14 +451,14 @@ def test_gc5_known_answer(vs, parts, difference, verdict):
     world = gc(**{key: lambda lv: difference})(np.random.default_rng(15))
     other = (lambda u: world.acc(u.pruned[0.1])) if vs == "pruned" else (
         lambda u: np.mean([world.acc(m) for m in u.mixed_at(0.1)]))
-    check(decide("GC-5", {"setting": GC, "vs": vs}, world), verdict, units=8, unit="teacher seed", parts=parts,
+    check_evidence(decide("GC-5", {"setting": GC, "vs": vs}, world), verdict, units=8, unit="teacher seed", parts=parts,
           values={"at 10%": [world.acc(u.distilled[0.1]) - other(u) for u in world.units]})
 
 
 @pytest.mark.parametrize("pd, verdict", [(RISING, "supported"), (FALLING, "refuted")])
 def test_gc6_known_answer(pd, verdict):
     world = gc(pd=pd, **QUIET)(np.random.default_rng(16))
-    check(decide("GC-6", {"setting": GC}, world), verdict, units=8, unit="teacher seed", parts=4,
+    check_evidence(decide("GC-6", {"setting": GC}, world), verdict, units=8, unit="teacher seed", parts=4,
           values={"90% − 10%": [pd_mean(world, s, 0.9) - pd_mean(world, s, 0.1) for s in range(8)]})
 
 

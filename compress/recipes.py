@@ -34,7 +34,6 @@ coupled removal).
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,7 +252,9 @@ def _trained(model: nn.Module, like: Mapping, data: InMemoryDataset, spec: Spec,
     metrics = {"test_acc": accuracy(predict(model, data.x_test), data.y_test)}
     if masks is not None:
         metrics["retained_fraction"] = retained_fraction(model, masks)
-    metrics.update(train_seconds=res.seconds, losses=res.losses)
+    # No wall-clock time here: a payload is a pure function of its spec (same bytes on any machine);
+    # build times live in the store's log.
+    metrics["losses"] = res.losses
     return _payload(model, like, masks=masks, metrics=metrics, **extra)
 
 
@@ -453,14 +454,8 @@ def _eval_label(spec: Spec) -> str:
 
 def _build_eval(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     data = ws.dataset(spec)
-    t0 = time.perf_counter()
     logits = predict(model_from_payload(parents[0], data.device), data.x_test)
-    return {
-        "logits": logits.cpu(),
-        "test_acc": accuracy(logits, data.y_test),
-        "labels": data.y_test.cpu(),
-        "seconds": time.perf_counter() - t0,
-    }
+    return {"logits": logits.cpu(), "test_acc": accuracy(logits, data.y_test), "labels": data.y_test.cpu()}
 
 
 # --------------------------------------------------------------------------- GC: channel pruning, rewinding

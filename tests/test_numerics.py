@@ -17,15 +17,19 @@ BUILD = """
 import hashlib, json, sys
 import compress  # pins the dispatch before torch loads
 import torch
-from compress.recipes import Workspace, make_builders, train_spec
-from compress.store import ArtifactStore
+from compress._store_files import read_artifact_header
+from compress.recipes import Workspace, eval_spec, make_builders, prune_spec, train_spec
+from compress.store import STORE_FORMAT_VERSION, ArtifactStore
 from compress.training import TrainConfig
 store = ArtifactStore(sys.argv[1], make_builders(Workspace(device="cpu")))
 out = {}
 for arch, ov in (("lenet5", {}), ("resnet18", {"width": 0.125})):
-    p = store.get(train_spec(arch, "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1, lr=0.02),
-                             overrides=ov, data_options={"shape": (1, 8, 8), "n_train": 128, "n_test": 32}))
-    out[arch] = hashlib.sha256(b"".join(v.numpy().tobytes() for v in p["state_dict"].values())).hexdigest()
+    base = train_spec(arch, "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1, lr=0.02),
+                      overrides=ov, data_options={"shape": (1, 8, 8), "n_train": 128, "n_test": 32})
+    # The whole payload (weights, metrics, logits), not just the weights: nothing machine- or time-dependent.
+    specs = [base, eval_spec(base), prune_spec(base, sparsity=0.5)]
+    store.build_all(specs)
+    out[arch] = [read_artifact_header(store.path_for(s), STORE_FORMAT_VERSION)["payload_sha256"] for s in specs]
 out["capability"] = torch.backends.cpu.get_cpu_capability()
 print(json.dumps(out))
 """
@@ -43,7 +47,7 @@ def test_the_callers_cpu_capability_does_not_change_the_bytes(tmp_path):
     runs = [_build(tmp_path, cap, ATEN_CPU_CAPABILITY=cap, MKL_ENABLE_INSTRUCTIONS="AVX512")
             for cap in ("avx512", "avx2", "default")]
     assert {r["capability"] for r in runs} == {"DEFAULT"}  # pinned, whatever the caller asked for
-    assert len({(r["lenet5"], r["resnet18"]) for r in runs}) == 1
+    assert len({json.dumps([r["lenet5"], r["resnet18"]]) for r in runs}) == 1
 
 
 def test_portable_mode_pins_and_native_mode_does_not(monkeypatch):

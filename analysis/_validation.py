@@ -1,7 +1,7 @@
 """One message format for bad input, at every boundary (scikit-learn style).
 
-A copy of compress/_validation.py: analysis may not import compress (DESIGN.md
-layering) and the message format must be the same in both.
+The single home of the helper for both libraries: ``compress._validation``
+re-exports it (DESIGN.md, "Layers": the one import across the libraries, and why).
 
 "The 'ratio' parameter of prune must be a float in (0, 1). Got 1.5 instead."
 """

@@ -85,6 +85,7 @@ def _weights(world):
 # ---------------------------------------------------------------- MW-1
 @claim("MW-1", "Knowledge-distillation students are not functionally closer to their teacher than independently "
        "trained models are, for every α.", world="mw_world",
+       needs=("base", "independent", "students", "controls", "quantized", "pruned"),  # + its landscape figure
        cases=lambda p: [{"exp": e.id, "kd": v, "vs": vs} for e in _full(p) for v in _kd_variants(p, e)
                         for vs in ("independent", "same_init")])
 def students_not_closer_than_independents(case, world):
@@ -117,6 +118,7 @@ def students_not_closer_than_independents(case, world):
 
 # ---------------------------------------------------------------- MW-2
 @claim("MW-2", "The KD weight α does not change how close the student is to its teacher.", world="mw_world",
+       needs=("base", "students"),
        cases=lambda p: [{"exp": e.id, "kd": v} for e in _full(p) for v in _kd_variants(p, e)
                         if len(p.section("mw").kd_teacher_weights) >= 2])
 def alpha_does_not_change_similarity(case, world):
@@ -156,6 +158,7 @@ _COLUMN = {"fp16": "16-bit", "bf16": "16-bit", "int8": "8-bit", "int4": "4-bit"}
 
 @claim("MW-3", "Post-hoc quantization preserves function best: closer to the base than independent models and than "
        "the lightest pruning, with a tiny accuracy deviation.", world="mw_world",
+       needs=("base", "independent", "quantized", "pruned"),
        cases=lambda p: [{"exp": e.id} for e in _full(p)])
 def quantization_preserves_function_best(case, world):
     """MW-3 (§1, §5.2): "Post Hoc Quantization is the best method for functional preservation across all
@@ -214,6 +217,7 @@ def _mw4_cases(p):
 
 
 @claim("MW-4", "16-bit quantization is functionally closer to the base model than 8-bit.", world="mw_world",
+       needs=("base", "quantized"),
        cases=_mw4_cases)
 def sixteen_bit_closer_than_eight(case, world):
     """MW-4 (§4.1): "the 16-bit quantization being the closest representation and the 8-bit quantization being
@@ -262,7 +266,8 @@ def _by_dataset(p):
 
 
 @claim("MW-5", "L1 pruning preserves function up to a pruned fraction that depends on the architecture.",
-       world="mw_world", cases=lambda p: [{"dataset": ds, "pruning": v} for ds in _by_dataset(p)
+       world="mw_world",
+       needs=("base", "independent", "pruned"), cases=lambda p: [{"dataset": ds, "pruning": v} for ds in _by_dataset(p)
                                          for v in p.section("mw").prune_variants])
 def pruning_preserves_function_up_to_a_threshold(case, world):
     """MW-5 (§1, abstract): "the optimal percentage pruned is architecture and dataset-dependent".
@@ -308,6 +313,7 @@ def pruning_preserves_function_up_to_a_threshold(case, world):
 
 # ---------------------------------------------------------------- MW-6
 @claim("MW-6", "Functional distance from the base grows with the pruned fraction.", world="mw_world",
+       needs=("base", "pruned"),
        cases=lambda p: [{"exp": e.id, "pruning": v} for e in _full(p) for v in p.section("mw").prune_variants])
 def distance_grows_with_pruning(case, world):
     """MW-6 (§4.1): "As the global pruning factor increases ... the resulting pruned models move away in
@@ -339,6 +345,7 @@ def distance_grows_with_pruning(case, world):
 # ---------------------------------------------------------------- MW-7
 @claim("MW-7", "Accuracy is a false proxy for function: independent models match the base's accuracy, while a "
        "pruned model can lose much accuracy and stay functionally closer.", world="mw_world",
+       needs=("base", "independent", "pruned"),
        cases=lambda p: [{"exp": e.id, "pruning": v} for e in _full(p) for v in p.section("mw").prune_variants])
 def accuracy_is_a_false_proxy(case, world):
     """MW-7 (short §1; §4.2): "accuracy is a false similarity proxy"; at 70 % pruning LeNet/CIFAR-10 lost
@@ -387,7 +394,7 @@ def _mw8_cases(p):
 
 
 @claim("MW-8", "Sensitivity to pruning depends on the architecture in the stated direction: MobileNet loses more "
-       "accuracy than ResNet-50 where ResNet-50 holds.", world="mw_world", cases=_mw8_cases)
+       "accuracy than ResNet-50 where ResNet-50 holds.", world="mw_world", needs=("base", "pruned"), cases=_mw8_cases)
 def pruning_sensitivity_by_architecture(case, world):
     """MW-8 (§4.2, §5.2): "MobileNet is not resilient to pruning and functionally breaks down at 10% of
     pruning"; "a ResNet-50 can be pruned to 70% with an insignificant impact on accuracy" (CIFAR-10).
@@ -438,7 +445,9 @@ def _mw9_rule(exp) -> str:
 
 
 @claim("MW-9", "Self-distillation changes accuracy little on MNIST; on CIFAR the LeNet gains and ResNet-50 does not.",
-       world="mw_world", cases=lambda p: [{"exp": e.id, "kd": v} for e in _full(p) for v in _kd_variants(p, e)])
+       world="mw_world",
+       needs=("base", "students", "controls"),
+       cases=lambda p: [{"exp": e.id, "kd": v} for e in _full(p) for v in _kd_variants(p, e)])
 def self_distillation_accuracy(case, world):
     """MW-9 (§4.1–4.2; Tables 3–5): MNIST students are "less than 1% away from the base model across all α
     values"; "the LeNet benefits from the self-distillation"; ResNet-50 "has no benefit from using a teacher".

@@ -59,6 +59,7 @@ def _numbers_not_asserted(world) -> tuple[bool, str]:
 
 # ---------------------------------------------------------------- GC-1
 @claim("GC-1", "Mean CKA between pruned and distilled models rises with the retained capacity.", world="gc_world",
+       needs=("models", "cka"),
        cases=lambda p: _one(p, check="trend") + _one(p, check="Table 1"))
 def similarity_rises_with_capacity(case, world):
     """GC-1 (§6.1, Table 1): "the average CKA similarity between pruned and distilled models increases from
@@ -103,7 +104,7 @@ def _regimes_present(p):
 
 
 @claim("GC-2", "Similarity falls into three regimes: extreme (10–30 %) < moderate (40–60 %) < mild (70–90 %).",
-       world="gc_world",
+       world="gc_world", needs=("models", "cka"),
        cases=lambda p: (_one(p, check="ordered") if len(_regimes_present(p)) >= 2 else [])
        + [c for name in RANGES for c in _one(p, check=name)])
 def three_regimes(case, world):
@@ -140,7 +141,7 @@ def three_regimes(case, world):
 
 # ---------------------------------------------------------------- GC-3
 @claim("GC-3", "Early layers stay highly similar across methods and levels; similarity falls with depth.",
-       world="gc_world", cases=lambda p: _one(p))
+       world="gc_world", needs=("models", "cka"), cases=lambda p: _one(p))
 def similarity_falls_with_depth(case, world):
     """GC-3 (§6.2): "early layers (e.g., conv1, bn1) exhibit high similarity (CKA ≈ 0.97–0.99) across all
     methods and compression levels"; deeper layers "show greater differentiation".
@@ -191,7 +192,7 @@ def similarity_falls_with_depth(case, world):
 
 # ---------------------------------------------------------------- GC-4
 @claim("GC-4", "Mixed models are not more diverse: CKA(mixed, pruned) and CKA(mixed, distilled) are not below "
-       "CKA(pruned, distilled).", world="gc_world", cases=lambda p: _one(p))
+       "CKA(pruned, distilled).", world="gc_world", needs=("models", "cka"), cases=lambda p: _one(p))
 def mixed_models_not_more_diverse(case, world):
     """GC-4 (§6.1, §7): mixed models have CKA "comparable to, or even higher than" pruned vs distilled.
     Thesis averages: P–D 0.815, M–P 0.837, M–D 0.814, M–M 0.829.
@@ -222,7 +223,7 @@ def mixed_models_not_more_diverse(case, world):
 
 # ---------------------------------------------------------------- GC-5
 @claim("GC-5", "Distilled models match the accuracy of the pruned (or distilled-then-pruned) models at every level.",
-       world="gc_world", cases=lambda p: _one(p, vs="pruned") + _one(p, vs="mixed"))
+       world="gc_world", needs=("models",), cases=lambda p: _one(p, vs="pruned") + _one(p, vs="mixed"))
 def distilled_and_pruned_accuracy_match(case, world):
     """GC-5 (§6.3; Fig. 8): the curves "closely follow each other", "comparable predictive performance across
     the entire compression spectrum". Fig. 8 may show distillation followed by pruning: two instances,
@@ -254,6 +255,7 @@ def distilled_and_pruned_accuracy_match(case, world):
 
 # ---------------------------------------------------------------- GC-6
 @claim("GC-6", "Pruning and distillation diverge most under extreme compression.", world="gc_world",
+       needs=("models", "cka"),
        cases=lambda p: _one(p))
 def most_divergent_under_extreme_compression(case, world):
     """GC-6 (§8, §6.1): at high compression they "discover distinct, technique-specific subnetworks"; 10 %

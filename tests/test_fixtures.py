@@ -71,17 +71,9 @@ def test_claim_ids_come_from_the_catalogue_and_register_once():
 
 
 def test_every_mw_and_gc_claim_is_registered_with_a_documented_measurement():
-    import importlib.util
-
-    from fixtures.plugin import ROOT
-
-    for module in ("test_functional_perspective", "test_orthogonality"):
-        spec = importlib.util.spec_from_file_location(f"_claims_{module}", ROOT / "claims" / f"{module}.py")
-        spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    for cid in [f"MW-{i}" for i in range(1, 10)] + [f"GC-{i}" for i in range(1, 7)]:
-        c = REGISTRY[cid]
-        assert c.sentence and cid in c.doc  # the docstring names the claim, the paper's words and the test
-        assert c.cases(load_profile("ci")), cid
+    for c in _registered_claims():
+        assert c.sentence and c.id in c.doc  # the docstring names the claim, the paper's words and the test
+        assert c.cases(load_profile("ci")), c.id
 
 
 def test_case_id_is_the_bracketed_instance_id():
@@ -131,3 +123,65 @@ def test_training_health_names_models_near_chance_only():
     assert training_health({a: 95.0}, 10) == []
     (note,) = training_health({a: 95.0, b: 11.0}, 10)
     assert "1 model(s) near chance" in note
+
+
+# ---------------------------------------------------------------- specs per claim (needs=)
+def _registered_claims():
+    import importlib.util
+
+    from fixtures.plugin import ROOT
+
+    for module in ("test_functional_perspective", "test_orthogonality"):
+        spec = importlib.util.spec_from_file_location(f"_claims_{module}", ROOT / "claims" / f"{module}.py")
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    return [REGISTRY[f"MW-{i}"] for i in range(1, 10)] + [REGISTRY[f"GC-{i}"] for i in range(1, 7)]
+
+
+def _specs(profile, claims):
+    from fixtures.worlds import WORLDS, roles_for
+
+    claims = [c for c in claims if c.cases(profile)]
+    return [s for w in dict.fromkeys(c.world for c in claims) for s in WORLDS[w].specs(profile, roles_for(w, claims))]
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "ci"])
+def test_all_claims_together_need_exactly_the_whole_graph(profile_name):
+    """Declaring needs= changes nothing for a full run: the same artifact keys as every role of every world."""
+    from fixtures.worlds import WORLDS
+
+    profile, claims = load_profile(profile_name), _registered_claims()
+    assert all(c.needs for c in claims)  # every claim declares what it reads
+    whole = {s.key for w in WORLDS.values() for s in w.specs(profile, None)}
+    assert {s.key for s in _specs(profile, claims)} == whole
+
+
+def test_one_claim_builds_only_what_it_declares():
+    profile, claims = load_profile("smoke"), {c.id: c for c in _registered_claims()}
+    everything = _specs(profile, claims.values())
+    mw3 = _specs(profile, [claims["MW-3"]])
+    parents = {p.kind for s in mw3 for p in s.ancestors()}
+    assert len(mw3) < len(everything) and "distill" not in parents and {"quantize", "prune"} <= parents
+    gc5 = _specs(profile, [claims["GC-5"]])
+    assert gc5 and all(s.kind == "eval" for s in gc5)  # accuracies only: no layer-wise CKA
+
+
+def test_a_claim_reading_outside_its_needs_is_stopped_by_name():
+    from fixtures.mw import MWWorld
+    from fixtures.world import UndeclaredRead
+
+    profile = load_profile("smoke")
+    world = MWWorld(profile=profile, store=None, experiments={e.id: e for e in mw_experiments(profile)})
+    unit = next(iter(world.experiments.values())).units[0]
+    student = next(iter(unit.students.values()))
+    with world.reading("MW-4", frozenset({"base", "quantized"})):
+        with pytest.raises(UndeclaredRead, match=r"MW-4 read .* a 'students' artifact.*add 'students' to its needs"):
+            world.probs(student)
+        assert [world.role_of(m) for m in world.trained_models()] == ["base"] * len(world.trained_models())
+
+
+def test_needs_name_roles_of_the_claims_world():
+    with pytest.raises(ValueError, match=r"unknown roles \['student'\]; roles of mw_world: base, independent, "
+                                         r"students, controls, quantized, pruned"):
+        claim("MW-4", "s", world="mw_world", cases=lambda p: [], needs=("base", "student"))
+    with pytest.raises(ValueError, match="unknown world 'w'; known worlds: mw_world, gc_world"):
+        claim("MW-4", "s", world="w", cases=lambda p: [])

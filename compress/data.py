@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_in_range, invalid
+from analysis._validation import check_choice, check_in_range, invalid
 
 __all__ = [
     "dataset_options",

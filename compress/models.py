@@ -32,7 +32,7 @@ import torchvision
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from ._validation import InvalidParameterError, check_choice, check_in_range, invalid
+from analysis._validation import InvalidParameterError, check_choice, check_in_range, invalid
 
 __all__ = [
     "register_model",

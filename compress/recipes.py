@@ -42,7 +42,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_in_range, invalid
+from analysis._validation import check_choice, check_in_range, invalid
+
 from .accounting import account
 from .callbacks import Distill, HoldMasks
 from .data import InMemoryDataset, load_dataset

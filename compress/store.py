@@ -89,9 +89,10 @@ from typing import Any
 import filelock
 import torch
 
+from analysis._validation import InvalidParameterError, invalid
+
 from . import _store_files as files
 from . import numerics
-from ._validation import InvalidParameterError, invalid
 from .progress import format_seconds
 
 __all__ = [

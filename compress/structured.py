@@ -31,7 +31,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ._validation import InvalidParameterError, check_choice, check_in_range, invalid
+from analysis._validation import InvalidParameterError, check_choice, check_in_range, invalid
+
 from .masks import MaskSet, apply_masks, validate_masks
 
 __all__ = [

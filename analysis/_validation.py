@@ -1,9 +1,12 @@
 """One message format for bad input, at every boundary (scikit-learn style).
 
-The single home of the helper for both libraries: ``compress._validation``
-re-exports it (DESIGN.md, "Layers": the one import across the libraries, and why).
+"The 'sparsity' parameter of prune_spec must be a number in [0.0, 1.0). Got 1.5 instead."
 
-"The 'ratio' parameter of prune must be a float in (0, 1). Got 1.5 instead."
+The one home of these helpers for both libraries: ``compress`` imports them
+from here, the one import allowed from ``compress`` into ``analysis`` (DESIGN.md,
+layers). They live on this side because importing ``analysis`` has no side
+effects (its ``__init__`` is lazy), while importing ``compress`` pins the CPU
+kernel dispatch (compress/numerics.py); this module imports nothing else.
 """
 from __future__ import annotations
 

@@ -30,6 +30,11 @@ Layer choice for ``layer_names="all"``: every ``Conv2d``, ``Linear`` and
 block, the downsample "skips", fc). ReLU modules are left out on purpose:
 torchvision's ``BasicBlock`` calls its single ``relu`` twice per forward, so a
 hook on it would mix two activations (naming such a module raises).
+
+One module though long: the Gram and centering kernels, the three CKA
+estimators (pair, all layer pairs, minibatch) and feature extraction share
+their input checks and centering, and the tests check the estimators against
+each other.
 """
 from __future__ import annotations
 

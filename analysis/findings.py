@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ._files import write_text
 from ._validation import check_choice, invalid
 from .evidence import FRAGILE_BELOW, VERDICTS, jsonable
 from .family import holm
@@ -481,23 +482,8 @@ def _fmt(value: Any) -> str:
 
 def _write_atomically(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # A committed baseline keeps its mode when rewritten (0644 when new).
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        write_text(path, text, mode=mode)
     except OSError as exc:
         raise BaselineError(f"Cannot write findings baseline {path}: {exc}.") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file 0600; a committed baseline should keep the usual mode.
-        os.chmod(tmp_name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError):
-            raise BaselineError(f"Cannot write findings baseline {path}: {exc}.") from exc
-        raise

@@ -8,6 +8,9 @@ in pyplot's global figure list, no GUI backend is touched, and a figure is
 released as soon as the function returns, so these are safe in xdist workers
 and headless CI. PNGs are written at 100 dpi to keep the self-contained HTML
 report small.
+
+One module though long: one function per figure, sharing the colours, markers
+and Agg-canvas helpers.
 """
 from __future__ import annotations
 

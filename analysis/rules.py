@@ -33,6 +33,9 @@ statsmodels.
 Zero variance is a legitimate case (every fp16 model has exactly its base's
 accuracy): t is ±∞ and p ∈ {0, 1}; 0/0 gives p = 1 for both sides (nothing
 shown). Fewer than two units give p = NaN (the design cannot decide).
+
+One module though long: the claim forms are one small class hierarchy (leaves
+and combinators under ``Rule``) sharing the vectorised one-sided tests.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""compress: models, data, training, pruning, distillation, quantization and the artifact store (no pytest, no analysis imports).
+"""compress: models, data, training, pruning, distillation, quantization and the artifact store.
+
+No pytest; from analysis only its validation helpers (analysis/_validation.py: one
+message format for both libraries; tests/test_layering.py holds the rule).
 
 Public names are re-exported here lazily (from compress import X imports only
 the submodule that defines X), so importing one part does not pull in the rest
@@ -52,8 +55,8 @@ _EXPORTS = {
     "SCHEDULES": "training",
     "SCHEMES": "quantize",
     "SCOPES": "pruning",
-    "STORE_FORMAT_VERSION": "store",
-    "Spec": "store",
+    "STORE_FORMAT_VERSION": "spec",
+    "Spec": "spec",
     "TARGETS": "pruning",
     "StoreError": "store",
     "TrainConfig": "training",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from ._validation import invalid
+from analysis._validation import invalid
 
 __all__ = ["count_parameters", "count_nonzero", "model_bytes", "account"]
 

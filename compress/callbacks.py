@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._validation import check_choice, invalid
+from analysis._validation import check_choice, invalid
+
 from .distill import Distiller
 from .masks import MaskHolder, MaskSet
 from .quantize import QUANT_SCOPES, fake_quant_weight, quant_layers

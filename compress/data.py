@@ -16,6 +16,10 @@ Datasets (one registry, :func:`load_dataset` is the entry point):
 Missing files raise :class:`DatasetNotFoundError` naming the exact paths, and
 :func:`check_available` raises it without loading anything, so a bad data root
 fails before any training starts.
+
+One module though long: ``InMemoryDataset`` and one loader per dataset behind
+the one entry point :func:`load_dataset` (options read from each loader's
+signature).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validation import check_choice, check_in_range, invalid
+from analysis._validation import check_choice, check_in_range, invalid
 
 __all__ = [
     "dataset_options",

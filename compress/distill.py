@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_choice, check_in_range, invalid
+from analysis._validation import check_choice, check_in_range, invalid
 
 __all__ = ["KDConfig", "hinton_kd_loss", "soft_kl", "Distiller", "HintonKD", "MWCodeKD", "DISTILLERS",
            "make_distiller"]

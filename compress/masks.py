@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from ._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 
 __all__ = ["MaskSet", "apply_masks", "MaskHolder", "sparsity", "validate_masks"]
 

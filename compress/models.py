@@ -19,6 +19,9 @@ The ``tv_`` models are torchvision's ImageNet definitions, built with
 All activations are out-of-place and no activation module is reused within a
 block: forward hooks that keep a module's output (CKA, activation statistics)
 would otherwise see it overwritten by a later in-place ReLU.
+
+One module though long: most of it is the short registered architecture
+functions and their classes, the registry that tests parametrize over.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import torchvision
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from ._validation import InvalidParameterError, check_choice, check_in_range, invalid
+from analysis._validation import InvalidParameterError, check_choice, check_in_range, invalid
 
 __all__ = [
     "register_model",

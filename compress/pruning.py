@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from ._validation import check_choice, check_in_range
+from analysis._validation import check_choice, check_in_range
 
 __all__ = ["SCOPES", "TARGETS", "prunable_weights", "l1_unstructured"]
 

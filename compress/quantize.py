@@ -23,7 +23,7 @@ import copy
 import torch
 from torch import nn
 
-from ._validation import check_choice, invalid
+from analysis._validation import check_choice, invalid
 
 __all__ = ["SCHEMES", "BITS", "QUANT_SCOPES", "quantize", "fake_quant_weight", "quant_layers", "storage_bits",
            "attach_activation_quant", "calibrate"]

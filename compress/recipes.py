@@ -30,6 +30,9 @@ Model payloads hold a CPU ``state_dict``, what is needed to rebuild the module
 ``accounting`` (:func:`compress.accounting.account`: parameters, non-zeros,
 bytes; channel-pruned models also ``effective_parameters``, the count after
 coupled removal).
+
+One module though long: it is the list of kinds, each kind's spec constructor,
+builder and label side by side.
 """
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_in_range, invalid
+from analysis._validation import check_choice, check_in_range, invalid
+
 from .accounting import account
 from .callbacks import Distill, HoldMasks
 from .data import InMemoryDataset, load_dataset

@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from ._validation import check_choice
+from analysis._validation import check_choice
 
 __all__ = ["DEVICES", "resolve_device", "worker_index", "cap_threads"]
 
@@ -35,7 +35,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if isinstance(device, str) and device.startswith("cuda:") and device[5:].isdigit():
         # An already-resolved device (a worker's "cuda:1") names itself; it is kept as it is.
         if not torch.cuda.is_available() or int(device[5:]) >= torch.cuda.device_count():
-            from ._validation import InvalidParameterError
+            from analysis._validation import InvalidParameterError
 
             raise InvalidParameterError(f"The 'device' parameter of resolve_device names {device!r}, which torch "
                                         f"does not see ({torch.cuda.device_count()} CUDA device(s)).")
@@ -45,7 +45,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        from ._validation import InvalidParameterError
+        from analysis._validation import InvalidParameterError
 
         raise InvalidParameterError(
             "The 'device' option is 'cuda' but torch sees no CUDA device "

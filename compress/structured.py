@@ -19,6 +19,9 @@ Importance of a channel = Torch-Pruning's group magnitude
 the mean, over the coupled layers of the group, of ``sum |w|^p`` over that
 channel's slice (conv/linear rows or columns, BN weight). ``norm="l1"`` is
 p = 1, ``norm="l2"`` is p = 2 (squared L2; same ranking within a layer).
+
+One module though long: coupled-channel discovery, selection and the public
+functions all work on the private ``_Structure``; a split would make it public.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from ._validation import InvalidParameterError, check_choice, check_in_range, invalid
+from analysis._validation import InvalidParameterError, check_choice, check_in_range, invalid
+
 from .masks import MaskSet, apply_masks, validate_masks
 
 __all__ = [

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validation import check_choice, invalid
+from analysis._validation import check_choice, invalid
+
 from .progress import Progress
 
 __all__ = ["TrainConfig", "TrainResult", "Batch", "Callback", "train", "predict", "accuracy", "OPTIMIZERS",

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.accounting import account, count_nonzero, count_parameters, model_bytes
 from compress.models import create_model
 from compress.pruning import l1_unstructured

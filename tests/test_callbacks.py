@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.callbacks import Distill, FakeQuant, HoldMasks
 from compress.distill import Distiller, HintonKD
 from compress.quantize import fake_quant_weight

@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.data import (
     CHANNEL_STATS,
     DatasetNotFoundError,

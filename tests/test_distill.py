@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.distill import DISTILLERS, Distiller, HintonKD, KDConfig, MWCodeKD, hinton_kd_loss, make_distiller, soft_kl
 
 FAST = settings(max_examples=30, deadline=None)

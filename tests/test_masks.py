@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.masks import MaskHolder, apply_masks, sparsity, validate_masks
 
 

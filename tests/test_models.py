@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from compress import models
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.models import create_model, list_models, model_info, register_model
 
 NUM_CLASSES = 7

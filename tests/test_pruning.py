@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.models import create_model
 from compress.pruning import SCOPES, TARGETS, l1_unstructured, prunable_weights
 

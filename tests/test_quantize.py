@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.accounting import model_bytes
 from compress.quantize import (
     BITS,

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compress import recipes
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.accounting import count_nonzero, count_parameters, model_bytes
 from compress.data import load_dataset
 from compress.distill import KDConfig, hinton_kd_loss

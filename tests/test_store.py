@@ -30,7 +30,7 @@ import compress
 from compress import _store_files as files
 from compress import store as store_module
 from compress import numerics
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.store import (
     STORE_FORMAT_VERSION,
     ArtifactStore,

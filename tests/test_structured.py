@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.masks import MaskHolder, apply_masks
 from compress.models import create_model
 from compress.structured import (

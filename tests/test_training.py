@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress._validation import InvalidParameterError
+from analysis._validation import InvalidParameterError
 from compress.training import (
     AUGMENTS,
     OPTIMIZERS,

@@ -1,4 +1,4 @@
-"""analysis: similarity, statistics, CKA, plots, report and findings (arrays and tensors in; no compress imports).
+"""analysis: similarity, statistics, plots, report and findings (arrays and tensors in; no compress imports).
 
 Public names are re-exported here lazily (from analysis import X imports only
 the submodule that defines X), so importing one part does not pull in the rest
@@ -6,7 +6,7 @@ the submodule that defines X), so importing one part does not pull in the rest
 """
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_exports
 
 _EXPORTS = {
     "AllOf": "rules",
@@ -15,7 +15,6 @@ _EXPORTS = {
     "BaselineError": "findings",
     "Change": "findings",
     "Comparison": "findings",
-    "DEFAULT_LAYER_TYPES": "cka",
     "DISTANCES": "similarity",
     "DPI": "plots",
     "Directional": "rules",
@@ -28,7 +27,6 @@ _EXPORTS = {
     "GroupDifference": "rules",
     "GroupsDiffer": "rules",
     "Measurement": "family",
-    "MinibatchCKA": "cka",
     "NonInferiority": "rules",
     "Outcome": "rules",
     "PAPERS": "report",
@@ -45,30 +43,24 @@ _EXPORTS = {
     "VERDICTS": "evidence",
     "VERDICT_COLOURS": "plots",
     "build_report": "report",
-    "center_gram": "cka",
     "check_report_dir": "report",
     "check_writable": "findings",
-    "cka_matrix": "cka",
     "compare": "findings",
     "compare_reports": "report",
     "decide_family": "family",
     "default_perplexity": "landscape",
     "disagreement": "similarity",
-    "extract_features": "cka",
     "forest_rows": "report",
     "format_number": "report",
     "format_p": "report",
     "functional_distance": "similarity",
     "functional_landscape": "landscape",
-    "gram_linear": "cka",
     "holm": "family",
     "instance_id": "evidence",
     "item_outcome": "findings",
     "js_divergence": "similarity",
     "jsonable": "evidence",
     "kl_divergence": "similarity",
-    "layerwise_cka": "cka",
-    "linear_cka": "cka",
     "load_baseline": "findings",
     "load_report": "report",
     "main": "report",
@@ -93,13 +85,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -37,7 +37,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -301,8 +301,11 @@ def compare(baseline: Baseline | None, results: Sequence[Mapping[str, Any]], *, 
 
 
 def load_baseline(path: str | os.PathLike[str], *, profile: str, known_claim_ids: Collection[str],
-                  must_exist: bool = False) -> Baseline | None:
+                  must_exist: bool = False, also_known: Callable[[str], bool] | None = None) -> Baseline | None:
     """Read and check a findings baseline; None when it does not exist (unless ``must_exist``).
+
+    A claim id is known when it is in ``known_claim_ids`` or ``also_known(id)`` holds (the suite's
+    extension IDs, which are a pattern rather than a list).
 
     Raises
     ------
@@ -356,7 +359,8 @@ def load_baseline(path: str | os.PathLike[str], *, profile: str, known_claim_ids
     for iid, entry in findings.items():
         if not isinstance(entry, dict):
             raise fail(f"has entry {iid!r} that is not an object")
-        if entry.get("claim_id") not in known:
+        cid = entry.get("claim_id")
+        if cid not in known and not (also_known is not None and isinstance(cid, str) and also_known(cid)):
             raise fail(f"names unknown claim id {entry.get('claim_id')!r} (entry {iid!r}); known claim ids: "
                        f"{', '.join(sorted(known)) or 'none'}")
         if entry.get("verdict") not in EXPECTABLE_VERDICTS:

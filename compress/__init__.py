@@ -1,7 +1,8 @@
 """compress: models, data, training, pruning, distillation, quantization and the artifact store.
 
-No pytest; from analysis only its validation helpers (analysis/_validation.py: one
-message format for both libraries; tests/test_layering.py holds the rule).
+No pytest; from analysis only the two side-effect-free helpers both libraries need
+(analysis/_validation.py: one message format; analysis/_lazy.py: lazy package
+attributes; tests/test_layering.py holds the rule).
 
 Public names are re-exported here lazily (from compress import X imports only
 the submodule that defines X), so importing one part does not pull in the rest
@@ -9,7 +10,7 @@ the submodule that defines X), so importing one part does not pull in the rest
 """
 from __future__ import annotations
 
-import importlib
+from analysis._lazy import lazy_exports
 
 from . import numerics as _numerics
 
@@ -18,6 +19,14 @@ from . import numerics as _numerics
 _numerics.pin_cpu_dispatch()
 
 _EXPORTS = {
+    "DEFAULT_LAYER_TYPES": "cka",
+    "MinibatchCKA": "cka",
+    "center_gram": "cka",
+    "cka_matrix": "cka",
+    "extract_features": "cka",
+    "gram_linear": "cka",
+    "layerwise_cka": "cka",
+    "linear_cka": "cka",
     "AUGMENTS": "training",
     "ArtifactStore": "store",
     "ArtifactWarning": "store",
@@ -121,13 +130,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -540,3 +540,6 @@ register_kind("quantize", spec=quantize_spec, build=_build_quantize, label=_quan
 register_kind("eval", spec=eval_spec, build=_build_eval, label=_eval_label)
 register_kind("channel_prune", spec=channel_prune_spec, build=_build_channel_prune, label=_channel_prune_label)
 register_kind("rewind_distill", spec=rewind_distill_spec, build=_build_rewind_distill, label=_rewind_distill_label)
+
+# Paper-specific kinds register in this table from their own modules (imported last: they use the above).
+from . import layer_cka as _layer_cka  # noqa: E402,F401

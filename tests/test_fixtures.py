@@ -1,6 +1,8 @@
 """The pytest glue's plain functions: claim registry and families, the worlds' spec graphs, training health."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from analysis.family import Measurement
@@ -8,11 +10,11 @@ from analysis.rules import Directional
 from analysis.units import UnitTable
 from compress.recipes import eval_spec, label
 from compress.store import Spec
-from fixtures.claims import CATALOGUE, REGISTRY, Claim, case_id, claim, measure_family
+from fixtures.claims import CATALOGUE, REGISTRY, Claim, case_id, claim, is_claim_id, measure_family
 from fixtures.gc import gc_specs, gc_units
 from fixtures.mw import mw_experiments, mw_specs
 from fixtures.profile import load_profile
-from fixtures.world import training_health
+from fixtures.world import World, training_health
 
 
 class _World:
@@ -65,9 +67,43 @@ def test_a_measure_that_returns_something_else_is_an_error():
 
 
 def test_claim_ids_come_from_the_catalogue_and_register_once():
-    with pytest.raises(ValueError, match="not in the catalogue"):
-        claim("XX-1", "s", world="w", cases=lambda p: [])
+    for bad in ("XX-1", "MW-10", "MW-x", "MW-x1a", "MW-xBad-Name", "mw-xLower"):
+        with pytest.raises(ValueError, match="neither in the catalogue .* nor an extension ID"):
+            claim(bad, "s", world="mw_world", cases=lambda p: [])
     assert {f"MW-{i}" for i in range(1, 10)} | {f"GC-{i}" for i in range(1, 7)} <= set(CATALOGUE)
+    assert is_claim_id("MW-3") and is_claim_id("GC-xMyClaim") and not is_claim_id("MW-xMy_Claim")
+
+
+@pytest.mark.parametrize("effects", [{"margin": "1"}, {"margin": True}, {"margin": float("nan")}, {"a b": 1.0}])
+def test_a_claims_own_effects_must_be_named_numbers(effects):
+    with pytest.raises(ValueError, match="must be an identifier with a finite number"):
+        claim("MW-xEffects", "s", world="mw_world", cases=lambda p: [], effects=effects)
+
+
+class _NoModels(World):
+    SECTION = "mw"
+
+    def trained_models(self):
+        return []
+
+
+def test_an_extension_claim_is_labelled_and_reads_its_own_effects_from_the_profile(tmp_path):
+    profile = load_profile("smoke")
+    profile = dataclasses.replace(profile, claim_effect_values={"mw": {"margin": 0.25}})
+    seen = {}
+
+    def measure(case, world):
+        seen["margin"], seen["other"] = world.effect("margin"), world.effect("other")
+        with pytest.raises(KeyError, match="'nope' is not declared .* declared: margin, other"):
+            world.effect("nope")
+        raise RuntimeError("measured")
+
+    c = Claim("MW-xEffects", "s", "mw_world", lambda p: [{"exp": "e"}], measure, None,
+              (("margin", 1.0), ("other", 2.0)))
+    world = _NoModels(profile=profile, store=None)
+    [evidence] = measure_family(c, [{"exp": "e"}], world, profile).values()
+    assert seen == {"margin": 0.25, "other": 2.0} and evidence.verdict == "error"
+    assert c.extension and not dataclasses.replace(c, id="MW-3").extension
 
 
 def test_every_mw_and_gc_claim_is_registered_with_a_documented_measurement():
@@ -138,7 +174,7 @@ def _registered_claims():
 
 
 def _specs(profile, claims):
-    from fixtures.worlds import WORLDS, roles_for
+    from fixtures.claims import WORLDS, roles_for
 
     claims = [c for c in claims if c.cases(profile)]
     return [s for w in dict.fromkeys(c.world for c in claims) for s in WORLDS[w].specs(profile, roles_for(w, claims))]
@@ -147,7 +183,7 @@ def _specs(profile, claims):
 @pytest.mark.parametrize("profile_name", ["smoke", "ci"])
 def test_all_claims_together_need_exactly_the_whole_graph(profile_name):
     """Declaring needs= changes nothing for a full run: the same artifact keys as every role of every world."""
-    from fixtures.worlds import WORLDS
+    from fixtures.claims import WORLDS
 
     profile, claims = load_profile(profile_name), _registered_claims()
     assert all(c.needs for c in claims)  # every claim declares what it reads

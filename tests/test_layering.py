@@ -2,10 +2,11 @@
 
 ``compress`` (torch side) and ``analysis`` (statistics side) are plain
 libraries: neither imports pytest or the glue (``fixtures``, ``claims``), and
-they do not import each other, with one exception: ``compress`` takes the one
-validation message format from ``analysis._validation`` (its home, because
-importing ``analysis`` has no side effects while importing ``compress`` pins
-the CPU kernel dispatch).
+they do not import each other, with one exception: ``compress`` takes the
+helpers both need from ``analysis._validation`` (the one validation message
+format) and ``analysis._lazy`` (lazy package attributes). Their home is
+``analysis`` because importing ``analysis`` has no side effects while importing
+``compress`` pins the CPU kernel dispatch.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages each library must not import, and the modules of them it may import after all.
 FORBIDDEN = {
-    "compress": ({"analysis", "fixtures", "claims", "pytest"}, {"analysis._validation"}),
+    "compress": ({"analysis", "fixtures", "claims", "pytest"}, {"analysis._validation", "analysis._lazy"}),
     "analysis": ({"compress", "fixtures", "claims", "pytest"}, set()),
 }
 
@@ -80,6 +81,7 @@ def test_library_imports_follow_the_layers(package):
     ("compress", "from analysis._validation import invalid", False),
     ("compress", "def f():\n    from analysis._validation import check_choice", False),
     ("compress", "from analysis import _validation", False),
+    ("compress", "from analysis._lazy import lazy_exports", False),
     ("compress", "from analysis.cka import normalized_grams", True),
     ("compress", "def f():\n    import analysis.cka", True),
     ("compress", "from analysis import cka", True),
@@ -92,7 +94,7 @@ def test_library_imports_follow_the_layers(package):
     ("analysis", "from ._validation import invalid", False),
     ("analysis", "from analysis.evidence import jsonable", False),
 ])
-def test_the_layering_check_allows_exactly_the_validation_exception(package, source, bad):
+def test_the_layering_check_allows_exactly_the_shared_helpers(package, source, bad):
     assert bool(violations(source, package, f"{package}.module")) is bad
 
 
@@ -104,7 +106,7 @@ def test_relative_imports_resolve_against_the_module():
 
 def test_the_validation_helpers_import_without_side_effects():
     """compress imports them first thing; they must not pull in torch or compress (and its dispatch pinning)."""
-    code = ("import sys, analysis._validation; "
+    code = ("import sys, analysis._validation, analysis._lazy; "
             "print(sorted(m for m in ('torch', 'numpy', 'compress', 'fixtures') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

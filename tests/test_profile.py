@@ -160,9 +160,19 @@ def test_missing_required_key_names_it_and_what_it_must_be(tmp_path):
 
 
 def test_unknown_keys_everywhere_list_the_valid_ones(tmp_path):
-    msg = _problems(tmp_path, _replace("prune_ratios", "prune_ratio = [0.3]") + "\n[mw.effects]\nmw1_ratio = 0.9\n")
+    msg = _problems(tmp_path, _replace("prune_ratios", "prune_ratio = [0.3]") + "\n[mw.effects]\nmw1_ratio = 'x'\n")
     assert "unknown key 'prune_ratio' in [mw]. Valid keys:" in msg and "prune_ratios" in msg
-    assert "unknown key 'mw1_ratio' in [mw.effects]. Valid keys:" in msg and "mw1_ratio_bound" in msg
+    assert "'mw.effects.mw1_ratio' key must be a finite number (an effect of interest a claim declares)" in msg
+
+
+def test_an_effect_key_no_claim_declares_is_named_with_the_valid_ones(tmp_path):
+    """Effects tables also hold claims' own effects (checked once the claims are known, before training)."""
+    profile = _load(tmp_path, GOOD + "\n[mw.effects]\nmw1_ratio = 0.9\nmy_margin = 0.5\n")
+    assert profile.claim_effect_values == {"mw": {"mw1_ratio": 0.9, "my_margin": 0.5}}
+    [msg] = profile.undeclared_effects({"mw": {"my_margin"}})
+    assert "unknown key 'mw1_ratio' in [mw.effects]" in msg and "mw1_ratio_bound" in msg and "my_margin" in msg
+    assert profile.undeclared_effects({"gc": set()}) == []  # no MW claim collected: nothing to check against
+    assert profile.claim_effects("MW", {"my_margin": 1.0, "other": 2.0}) == {"my_margin": 0.5, "other": 2.0}
 
 
 def test_model_overrides_and_data_options_are_checked_before_training(tmp_path):

@@ -63,7 +63,7 @@ def data():
 
 def test_builders_cover_every_registered_kind():
     assert set(make_builders(Workspace(device="cpu"))) == set(KINDS) == {
-        "train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill"}
+        "train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill", "layer_cka"}
     assert all(kind.name == name and callable(kind.spec) for name, kind in KINDS.items())
 
 
@@ -298,7 +298,27 @@ MODEL_SPECS = {
 
 
 def test_model_specs_cover_every_model_kind():
-    assert {s.kind for s in MODEL_SPECS.values()} == set(KINDS) - {"eval"}
+    assert {s.kind for s in MODEL_SPECS.values()} == set(KINDS) - {"eval", "layer_cka"}
+
+
+def test_the_layer_cka_kind_equals_cka_of_the_models_features(store, data):
+    """A paper-specific kind registered from the library: built through the store like any other."""
+    from compress.cka import cka_matrix, extract_features
+    from compress.layer_cka import layer_cka_spec
+
+    models = [MODEL_SPECS["train"], MODEL_SPECS["distill"], MODEL_SPECS["prune"], MODEL_SPECS["prune all_arrays"]]
+    spec = layer_cka_spec(*models, n_inputs=32, data_seed=3, debiased=False)
+    assert KINDS["layer_cka"].spec is layer_cka_spec and "layer CKA of 4 models" in label(spec)
+    out = store.get(spec)
+    order = torch.randperm(data.n_test, generator=torch.Generator().manual_seed(3))[:32]
+    feats = [extract_features(model_from_payload(store.get(m)), data.x_test[order], "all") for m in models]
+    full = cka_matrix(list(feats[0].values()), list(feats[1].values()), device="cpu")
+    assert out["layers"] == list(feats[0])
+    torch.testing.assert_close(out["full"], full)
+    torch.testing.assert_close(out["pd"], torch.diagonal(full))
+    between = cka_matrix(list(feats[2].values()), list(feats[3].values()), device="cpu")
+    torch.testing.assert_close(out["mm"][0], torch.diagonal(between))
+    assert out["mp"].shape == out["md"].shape == (2, len(out["layers"]))
 
 
 @pytest.mark.parametrize("name", list(MODEL_SPECS))

@@ -14,27 +14,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from claimruns import ROOT, output, run_claims
+
 pytestmark = pytest.mark.slow
 
 
 def built_files(tmp: Path) -> list[Path]:
     return list((tmp / "artifacts").rglob("*.pt"))
-
-
-def run_claims(tmp: Path, *args: str, cwd: Path = ROOT, timeout: int = 900, env: dict | None = None,
-               claims: str = "claims") -> subprocess.CompletedProcess:
-    findings = tmp / "findings.json"
-    # An explicit --findings must exist (a typo must not read as "no baseline"), except when it is being written.
-    use = ["--findings", str(findings)] if findings.exists() or "--update-findings" in args else []
-    cmd = [sys.executable, "-m", "pytest", claims, "-p", "no:cacheprovider", "-q",
-           "--artifact-dir", str(tmp / "artifacts"), "--report-dir", str(tmp / "report"), *use, *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
-
-
-def output(res: subprocess.CompletedProcess) -> str:
-    return res.stdout + res.stderr
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ._validation import InvalidParameterError, invalid
+from analysis._validation import InvalidParameterError, invalid
 
 __all__ = [
     "normalized_grams",

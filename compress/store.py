@@ -65,6 +65,12 @@ Deadlock freedom: a process takes a spec's lock only after its parents are
 present (``get`` builds the parents first, outside the child's lock), and a
 builder may only ``get`` specs that are not its descendants; so no process
 ever holds a parent's lock while waiting for a child's.
+
+One module though long: build, lock, wait, write and inspect share the
+store's state (its root, locks, counters, the log and the environment notes)
+and its invariants (one builder per spec, nothing half-written); the file
+format lives in :mod:`compress._store_files` and the spec and its key in
+:mod:`compress.spec`. About a fifth of it is this docstring.
 """
 from __future__ import annotations
 

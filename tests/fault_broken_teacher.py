@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 
-import fixtures.mw as mw
+import compress.designs as designs
 from compress.training import TrainConfig
 
-_real_distill_spec = mw.distill_spec
+_real_distill_spec = designs.distill_spec
 
 
 def _untrained(teacher):
     p = dict(teacher.params)
     config = dataclasses.replace(TrainConfig(**dict(p["train"])), epochs=0)
-    return mw.train_spec(p["arch"], p["dataset"], init_seed=p["init_seed"], seed=p["seed"], train=config,
+    return designs.train_spec(p["arch"], p["dataset"], init_seed=p["init_seed"], seed=p["seed"], train=config,
                          data_seed=p["data_seed"], overrides=p["overrides"], data_options=p["data_options"])
 
 
@@ -26,4 +26,4 @@ def _broken_distill_spec(teacher, **kwargs):
     return _real_distill_spec(_untrained(teacher), **kwargs)
 
 
-mw.distill_spec = _broken_distill_spec
+designs.distill_spec = _broken_distill_spec

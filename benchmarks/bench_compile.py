@@ -10,6 +10,9 @@ thread, the project's pinned numerics), in fresh subprocesses:
   process left (warm: the persistent FX-graph/AOT cache beside the store);
 * the break-even: how many training steps the compile needs to pay back, and
   what one ``ci`` model's training (epochs × steps) gains or loses with it;
+* the same two with the dispatch not pinned (``COMPRESSION_CLAIMS_NUMERICS=native``):
+  inductor vectorises only when ``ATEN_CPU_CAPABILITY`` allows it, so under the
+  pinned ``default`` level its kernels are scalar;
 * portability: a SHA-256 of the weights after the same steps under
   ``ATEN_CPU_CAPABILITY=default`` and under the machine's native level, eager
   and compiled. The store promises the same bytes on any x86-64 CPU; a compiled
@@ -112,6 +115,10 @@ def main() -> None:
             even = c / saved if saved > 0 else float("inf")
             print(f"  one ci model ({n} steps), compile {name}: eager {model_eager:.1f} s vs compiled "
                   f"{model_compiled:.1f} s ({model_eager / model_compiled:.2f}x); pays back after {even:.0f} steps")
+        print(f"  native dispatch (not portable): eager {eager_native['per_step_s'] * 1e3:.2f} ms/step, compiled "
+              f"{compiled_native['per_step_s'] * 1e3:.2f} ms/step "
+              f"({eager_native['per_step_s'] / compiled_native['per_step_s']:.2f}x; pinned eager / native compiled "
+              f"{eager['per_step_s'] / compiled_native['per_step_s']:.2f}x)")
         print(f"  weights after {args.steps} steps: eager pinned {eager['weights']} ({eager['capability']}), "
               f"eager native {eager_native['weights']} ({eager_native['capability']}), "
               f"compiled pinned {cold['weights']}, compiled warm {warm['weights']}, "

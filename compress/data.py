@@ -420,6 +420,21 @@ def dataset_shape(name: str, **options: object) -> tuple[tuple[int, int, int], i
     return (int(shape[0]), int(shape[1]), int(shape[2])), int(options.get("num_classes", valid["num_classes"]))
 
 
+#: (train, test) examples of the datasets whose size does not depend on options (the official splits).
+_SIZES = {"mnist": (60000, 10000), "cifar10": (50000, 10000), "cifar100": (50000, 10000)}
+_DIGITS_EXAMPLES = 1797  # scikit-learn's load_digits()
+
+
+def dataset_size(name: str, **options: object) -> tuple[int, int]:
+    """``(n_train, n_test)`` of a dataset without loading it (for estimates before any training)."""
+    valid = dataset_options(name)
+    if name in _SIZES:
+        return _SIZES[name]
+    if name == "digits":
+        n_test = math.ceil(_DIGITS_EXAMPLES * float(options.get("test_fraction", valid["test_fraction"])))
+        return _DIGITS_EXAMPLES - n_test, n_test
+    return int(options.get("n_train", valid["n_train"])), int(options.get("n_test", valid["n_test"]))
+
 
 def list_datasets() -> list[str]:
     """Names accepted by :func:`load_dataset`, sorted."""

@@ -97,6 +97,7 @@ from analysis._validation import InvalidParameterError, invalid
 
 from . import _store_files as files
 from . import numerics
+from .estimate import cost_class
 from .progress import format_seconds
 from .spec import STORE_FORMAT_VERSION, Spec, _depths, _spec_from_dict, _topological
 
@@ -392,6 +393,12 @@ class ArtifactStore:
         """
         self._check_spec(spec, "contains")
         return self._inspect(spec, load=False).reason is None
+
+    def build_history(self) -> dict[str, list[float]]:
+        """``{cost class: [build seconds, …]}`` measured in this store (:mod:`compress.estimate`)."""
+        from .estimate import build_history
+
+        return build_history(self._log_path)
 
     def plan(self, specs: Iterable[Spec]) -> list[tuple[Spec, bool]]:
         """All ancestors of ``specs``, deduplicated, parents first, each with "present in store"."""
@@ -829,6 +836,7 @@ class ArtifactStore:
             "event": event,
             "key": spec.key[:12],
             "kind": spec.kind,
+            "class": cost_class(spec),  # what its build time depends on (compress.estimate)
             "spec": spec.describe(),
             "seconds": round(seconds, 4),
         }

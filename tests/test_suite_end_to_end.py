@@ -91,9 +91,10 @@ def test_a_fragile_flip_is_reported_and_does_not_fail(smoke_run, tmp_path):
 
 
 def test_plan_lists_artifacts_without_training(tmp_path):
-    res = run_claims(tmp_path, "--profile", "smoke", "--plan")
+    res = run_claims(tmp_path, "--profile", "smoke", "--plan", "-n", "2")
     assert res.returncode == 0, output(res)
     assert "to build" in res.stdout and "train" in res.stdout
+    assert "by probe" in res.stdout and "estimated build time ~" in res.stdout and "with -n 2 about ~" in res.stdout
     assert not built_files(tmp_path)
 
 
@@ -103,6 +104,8 @@ def test_plan_lists_artifacts_without_training(tmp_path):
     (["--profile", "smoke", "--data-root", "/nonexistent"], "--data-root /nonexistent does not exist"),
     (["--profile", "paper", "--data-root", "/"], "cifar-10-batches-py"),
     (["--profile", "smoke", "--lock-timeout", "0"], "--lock-timeout must be a number of seconds > 0"),
+    (["--profile", "smoke", "--executor", "dask"], "--executor 'dask' is not a valid executor. Valid executors: local, ray."),
+    (["--profile", "smoke", "--ray-address", "auto"], "--ray-address needs --executor ray."),
 ])
 def test_bad_input_stops_before_training(tmp_path, args, needle):
     res = run_claims(tmp_path, *args)

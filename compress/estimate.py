@@ -1,0 +1,181 @@
+"""How long a set of builds will take, from measured throughput (``pytest claims --plan``).
+
+Two sources, best first:
+
+* **history**: the store's own ``store.log`` holds every build's seconds and
+  its *cost class* (kind, architecture, dataset and options, training length:
+  what a build's time depends on); an artifact to build is estimated by the
+  median of its class's builds in this store, on this machine;
+* **probe**: a training kind whose class the store has not built yet is
+  estimated from a measured training step (the model on a synthetic batch of
+  its dataset's shape, one thread, forward + backward + SGD, median of a few
+  steps) times its number of steps; distillation adds the teacher's forward
+  pass (measured too). Kinds that train nothing (evaluation, one-shot pruning,
+  quantization, CKA) without history are counted, not guessed.
+
+An estimate is what it says: the build time one process spends; with several
+workers the wall time is about the total divided by the workers, as far as the
+DAG lets them work in parallel.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .spec import Spec
+
+__all__ = ["cost_class", "build_history", "Estimate", "estimate_builds", "format_duration"]
+
+#: Kinds that train, and the parameter holding their training settings.
+TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "channel_prune": "finetune"}
+#: Kinds whose steps also run a teacher's forward pass.
+WITH_TEACHER = {"distill", "rewind_distill"}
+
+
+def _model_root(spec: Spec) -> Spec | None:
+    node = spec
+    while "dataset" not in dict(node.params):
+        if not node.parents:
+            return None
+        node = node.parents[0]
+    return node
+
+
+def _setup(spec: Spec) -> tuple | None:
+    root = _model_root(spec)
+    if root is None:
+        return None
+    p = dict(root.params)
+    return p["arch"], p["dataset"], tuple(p.get("overrides", ())), tuple(p.get("data_options", ()))
+
+
+def _training(spec: Spec) -> dict:
+    return dict(dict(spec.params).get(TRAINING.get(spec.kind, ""), ()) or ())
+
+
+def cost_class(spec: Spec) -> str:
+    """What a build's time depends on: kind, model and data, training length (not seeds)."""
+    setup = _setup(spec)
+    t = _training(spec)
+    parts = [spec.kind]
+    if setup is not None:
+        arch, dataset, overrides, options = setup
+        parts.append(f"{arch}{dict(overrides) or ''}/{dataset}{dict(options) or ''}")
+    if t:
+        parts.append(f"epochs={t.get('epochs')} batch={t.get('batch_size')}")
+    if spec.kind == "layer_cka":
+        parts.append(f"models={len(spec.parents)} n={dict(spec.params).get('n_inputs')}")
+    return " ".join(parts)
+
+
+def build_history(log: Path) -> dict[str, list[float]]:
+    """``{cost class: [seconds, …]}`` of the builds ``store.log`` records (lines without a class are skipped)."""
+    out: dict[str, list[float]] = {}
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            d = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and d.get("event") == "built" and isinstance(d.get("class"), str) \
+                and isinstance(d.get("seconds"), (int, float)):
+            out.setdefault(d["class"], []).append(float(d["seconds"]))
+    return out
+
+
+def _steps(spec: Spec, n_train: int) -> int:
+    t = _training(spec)
+    return int(t.get("epochs", 0)) * math.ceil(n_train / max(1, int(t.get("batch_size", 64))))
+
+
+def _probe(setup: tuple, batch_size: int, repeats: int = 3) -> tuple[float, float, int]:
+    """(seconds per training step, seconds per forward pass, training examples) for one model setup."""
+    import torch
+    import torch.nn.functional as F
+
+    from .data import dataset_shape, dataset_size
+    from .models import create_model
+    from .numerics import cpu_build
+
+    arch, dataset, overrides, options = setup
+    in_shape, classes = dataset_shape(dataset, **dict(options))
+    with cpu_build():
+        torch.manual_seed(0)
+        model = create_model(arch, classes, in_shape, **dict(overrides))
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x, y = torch.randn(batch_size, *in_shape), torch.randint(0, classes, (batch_size,))
+        steps, forwards = [], []
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if i:
+                steps.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                model(x)
+            forwards.append(time.perf_counter() - t0)
+    return statistics.median(steps), statistics.median(forwards), dataset_size(dataset, **dict(options))[0]
+
+
+@dataclass
+class Estimate:
+    """Estimated build seconds per kind, and how each artifact was estimated."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> {"history"|"probe"|"none": n}
+
+    @property
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def add(self, kind: str, how: str, seconds: float) -> None:
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+        c = self.counts.setdefault(kind, {})
+        c[how] = c.get(how, 0) + 1
+
+    def describe(self, kind: str) -> str:
+        c = self.counts.get(kind, {})
+        how = ", ".join(f"{n} by {k}" for k, n in c.items() if k != "none")
+        none = c.get("none", 0)
+        text = f"~{format_duration(self.seconds.get(kind, 0.0))}" + (f" ({how})" if how else "")
+        return text + (f", {none} not estimated (no training, no build of its class in this store yet)" if none else "")
+
+
+def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *, probe: bool = True) -> Estimate:
+    """Estimate the build time of ``specs`` (those still to build) from ``history``, else a probe."""
+    est = Estimate()
+    probes: dict[tuple, tuple[float, float, int]] = {}
+    for spec in specs:
+        cls = cost_class(spec)
+        if history.get(cls):
+            est.add(spec.kind, "history", statistics.median(history[cls]))
+            continue
+        setup = _setup(spec)
+        if not probe or spec.kind not in TRAINING or setup is None:
+            est.add(spec.kind, "none", 0.0)
+            continue
+        batch = int(_training(spec).get("batch_size", 64))
+        if (setup, batch) not in probes:
+            probes[(setup, batch)] = _probe(setup, batch)
+        step, forward, n_train = probes[(setup, batch)]
+        per_step = step + (forward if spec.kind in WITH_TEACHER else 0.0)
+        est.add(spec.kind, "probe", _steps(spec, n_train) * per_step)
+    return est
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

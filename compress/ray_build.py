@@ -1,0 +1,252 @@
+"""Build a spec DAG on a Ray cluster: one task per artifact, parents passed as object references.
+
+Every artifact is a pure function of its spec and its parents, so the DAG is
+what needs distributing and Ray already knows how: each artifact still to
+build becomes a task whose arguments are its parents' tasks, so Ray orders
+the DAG and runs independent branches anywhere in the cluster. Each task
+writes into the shared store through :class:`compress.store.ArtifactStore`
+(lock per spec, atomic rename, checksums), so a killed task leaves no partial
+artifact, a re-run builds only what is missing, and a task that finds its
+artifact already there (another run built it) just returns.
+
+What the store needs from the file system all tasks see: atomic ``rename``
+within a directory and working ``fcntl`` locks (local disks, NFSv4 with
+locking, Lustre and GPFS have both; some FUSE mounts do not). Check a mount
+with ``python -m compress.ray_build --check-store DIR``.
+
+Device: a task asks Ray for a GPU only when the cluster has GPUs and the
+run's device is not ``cpu`` (a task asking for a GPU on a CPU-only cluster
+waits forever), and uses CUDA only when Ray assigned it one
+(``ray.get_gpu_ids()``), never because ``torch.cuda.is_available()`` says a
+GPU exists on its node.
+
+Install with ``pip install -e ".[ray]"``; nothing here imports Ray until a
+build is asked for.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis._validation import invalid
+
+from . import progress
+from .spec import Spec, _topological
+
+__all__ = ["RayBuildResult", "build_with_ray", "require_ray", "check_store_filesystem"]
+
+#: One store per (root, device, data) in each Ray worker process: workers are reused, so datasets stay loaded.
+_STORES: dict = {}
+
+
+def require_ray():
+    """The ``ray`` module, or an error that says how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise ImportError('Ray is not installed: pip install -e ".[ray]" (the optional extra), then run again') from None
+    return ray
+
+
+@dataclass
+class RayBuildResult:
+    """What a Ray build did: built and failed specs (by key), and the specs skipped because a parent failed."""
+
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # key -> error (the task's own failure)
+    skipped: dict[str, str] = field(default_factory=dict)  # key -> the failed ancestor's key
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+
+def _store_for(root: str, device: str, data_root: str | None, download: bool, builders: Callable | None):
+    from .recipes import Workspace, make_builders
+    from .store import ArtifactStore
+
+    key = (root, device, data_root, download, builders)
+    if key not in _STORES:
+        workspace = Workspace(device=device, data_root=data_root, download=download)
+        _STORES[key] = ArtifactStore(root, (builders or make_builders)(workspace))
+    return _STORES[key]
+
+
+def _build_task(root: str, spec: Spec, device: str, data_root: str | None, download: bool,
+                builders: Callable | None, *parents_done: str) -> tuple[str, float]:
+    """One artifact, in a Ray worker (its parents are on disk: Ray ran their tasks first)."""
+    import compress  # noqa: F401  (pins the CPU numerics before torch initialises in this worker)
+
+    ray = require_ray()
+    assigned = ray.get_gpu_ids()
+    use = "cuda" if assigned and device != "cpu" else "cpu"  # what Ray gave this task, not what the node has
+    store = _store_for(root, use, data_root, download, builders)
+    t0 = time.time()
+    store.build_all([spec])
+    return spec.key, time.time() - t0
+
+
+def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], *, device: str = "cpu",
+                   data_root: str | None = None, download: bool = False, address: str | None = None,
+                   builders: Callable | None = None, max_retries: int = 3,
+                   estimate: Callable[[list[Spec]], float] | None = None) -> RayBuildResult:
+    """Build every artifact ``specs`` need (ancestors included) that the store lacks, one Ray task each.
+
+    Connects to ``address`` (``ray.init(address=...)``) unless Ray is already initialised; without an
+    address it starts a local cluster on this machine. ``builders(workspace)`` replaces the kind table
+    (tests inject faults with it). A failed task is reported by spec; everything not below it still
+    builds. ``max_retries``: Ray's retries of a task whose worker died (a kill mid-build leaves no
+    partial artifact, so a retry starts clean).
+    """
+    ray = require_ray()
+    if device not in ("cpu", "cuda", "auto"):
+        raise invalid("device", "build_with_ray", "one of 'cpu', 'cuda', 'auto'", device)
+    from .store import ArtifactStore
+
+    root = str(Path(artifact_dir).resolve())
+    plan = ArtifactStore(root, {}).plan(list(specs))
+    todo = [s for s, present in plan if not present]
+    result = RayBuildResult()
+    if not todo:
+        return result
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    gpus = ray.cluster_resources().get("GPU", 0) > 0 and device != "cpu"
+    task = ray.remote(_build_task).options(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=max_retries)
+    refs: dict[str, object] = {}
+    spec_of: dict[object, Spec] = {}
+    missing = {s.key for s in todo}
+    for spec in _topological(todo):
+        if spec.key in refs or spec.key not in missing:  # present ancestors: nothing to build or wait for
+            continue
+        parents = [refs[p.key] for p in spec.parents if p.key in refs]
+        ref = task.remote(root, spec, device, data_root, download, builders, *parents)
+        refs[spec.key], spec_of[ref] = ref, spec
+    t0, pending = time.time(), list(spec_of)
+    total, kinds_total, kinds_done = len(pending), _count(todo), {}
+    guess = estimate(todo) if estimate else None
+    progress.emit(f"ray: building {total} artifacts ({_kinds(kinds_total)}) on "
+                  f"{int(ray.cluster_resources().get('CPU', 0))} CPUs" + (" and GPUs" if gpus else "")
+                  + (f", estimated ~{progress.format_seconds(guess)} of build time" if guess else ""))
+    errors: dict[str, str] = {}
+    last = 0.0
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            spec = spec_of[ref]
+            try:
+                ray.get(ref)
+                result.built.append(spec.key)
+            except Exception as e:  # noqa: BLE001 - reported by spec below; the rest of the DAG goes on
+                errors[spec.key] = _error_text(e)
+            kinds_done[spec.kind] = kinds_done.get(spec.kind, 0) + 1
+        finished = total - len(pending)
+        if time.time() - last > 5 or not pending:
+            elapsed = time.time() - t0
+            left = elapsed / finished * (total - finished) if finished else 0.0
+            progress.emit(f"ray: {finished}/{total} done ({_kinds(kinds_total, kinds_done)}), "
+                          f"{progress.format_seconds(elapsed)} elapsed, ~{progress.format_seconds(left)} left"
+                          + (f", {len(errors)} failed" if errors else ""))
+            last = time.time()
+    by_key = {s.key: s for s in todo}
+    for key, text in errors.items():
+        failed_parent = next((a.key for a in _ancestors(by_key[key]) if a.key in errors), None)
+        if failed_parent is None:
+            result.failed[key] = text
+        else:
+            result.skipped[key] = _root_failure(failed_parent, by_key, errors)
+    result.seconds = time.time() - t0
+    return result
+
+
+def _count(specs: list[Spec]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in specs:
+        out[s.kind] = out.get(s.kind, 0) + 1
+    return out
+
+
+def _kinds(total: dict[str, int], done: dict[str, int] | None = None) -> str:
+    return ", ".join(f"{k} {done.get(k, 0)}/{n}" if done is not None else f"{k} {n}" for k, n in total.items())
+
+
+def _ancestors(spec: Spec) -> list[Spec]:
+    out, stack = [], list(spec.parents)
+    while stack:
+        s = stack.pop()
+        out.append(s)
+        stack.extend(s.parents)
+    return out
+
+
+def _root_failure(key: str, by_key: dict[str, Spec], errors: dict[str, str]) -> str:
+    """The failed spec at the top of the chain that made ``key`` fail."""
+    while True:
+        up = next((a.key for a in _ancestors(by_key[key]) if a.key in errors), None)
+        if up is None:
+            return key
+        key = up
+
+
+def _error_text(e: Exception) -> str:
+    cause = getattr(e, "cause", None)
+    return f"{type(cause or e).__name__}: {cause or e}".splitlines()[0][:500]
+
+
+def check_store_filesystem(directory: str | os.PathLike[str]) -> list[str]:
+    """Problems with ``directory`` as a shared store: atomic rename and exclusive file locks (empty: fine)."""
+    import filelock
+
+    d = Path(directory)
+    problems = []
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        a, b = d / ".check-rename-a", d / ".check-rename-b"
+        a.write_bytes(b"a")
+        b.write_bytes(b"b")
+        os.replace(a, b)
+        if b.read_bytes() != b"a" or a.exists():
+            problems.append(f"{d}: os.replace did not replace the target atomically")
+        b.unlink(missing_ok=True)
+    except OSError as e:
+        problems.append(f"{d}: rename check failed: {e}")
+    lock_path = d / ".check-lock"
+    try:
+        first, second = filelock.FileLock(lock_path), filelock.FileLock(lock_path, is_singleton=False)
+        with first:
+            try:
+                second.acquire(timeout=0.2)
+                second.release()
+                problems.append(f"{d}: a second lock on the same file was granted (locks are not exclusive here)")
+            except filelock.Timeout:
+                pass
+    except OSError as e:
+        problems.append(f"{d}: lock check failed: {e}")
+    finally:
+        lock_path.unlink(missing_ok=True)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m compress.ray_build",
+                                 description="Check that a directory can hold a store shared by Ray tasks.")
+    ap.add_argument("--check-store", required=True, metavar="DIR")
+    args = ap.parse_args(argv)
+    problems = check_store_filesystem(args.check_store)
+    for p in problems:
+        print(p)
+    print("ok: atomic rename and exclusive locks work in " + args.check_store if not problems else "not usable")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

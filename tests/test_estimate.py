@@ -1,0 +1,55 @@
+"""compress.estimate: cost classes, the store's build history, and estimates from history or a measured step."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compress.estimate import build_history, cost_class, estimate_builds, format_duration
+from compress.recipes import Workspace, distill_spec, eval_spec, make_builders, prune_spec, train_spec
+from compress.store import ArtifactStore
+from compress.training import TrainConfig
+
+OPTIONS = {"shape": [1, 8, 8], "n_train": 128, "n_test": 32}
+
+
+def _train(seed=0, epochs=1, arch="lenet5"):
+    return train_spec(arch, "fake", init_seed=seed, seed=seed, train=TrainConfig(epochs=epochs), data_options=OPTIONS)
+
+
+def test_the_cost_class_names_what_build_time_depends_on_not_the_seeds():
+    assert cost_class(_train(0)) == cost_class(_train(7))
+    assert cost_class(_train(0, epochs=2)) != cost_class(_train(0))
+    assert cost_class(_train(0, arch="resnet18")) != cost_class(_train(0))
+    assert cost_class(eval_spec(_train(0))) == cost_class(eval_spec(_train(3))) != cost_class(_train(0))
+    assert cost_class(prune_spec(_train(0), sparsity=0.5)).startswith("prune lenet5/fake")
+
+
+def test_the_store_log_records_each_builds_class_and_seconds(tmp_path):
+    store = ArtifactStore(tmp_path, make_builders(Workspace(device="cpu")))
+    store.get(eval_spec(_train(0)))
+    history = store.build_history()
+    assert set(history) == {cost_class(_train(0)), cost_class(eval_spec(_train(0)))}
+    assert all(len(v) == 1 and v[0] >= 0 for v in history.values())
+    with (tmp_path / "store.log").open("a") as f:  # damaged and old-format lines are skipped
+        f.write("not json\n" + json.dumps({"event": "built", "seconds": 1.0}) + "\n")
+    assert build_history(tmp_path / "store.log") == history
+
+
+def test_history_gives_the_median_of_the_class_and_a_probe_covers_training_kinds():
+    history = {cost_class(_train(0)): [1.0, 2.0, 9.0], cost_class(eval_spec(_train(0))): [0.5]}
+    est = estimate_builds([_train(1), _train(2), eval_spec(_train(1))], history, probe=False)
+    assert est.seconds == {"train": 4.0, "eval": 0.5} and est.counts["train"] == {"history": 2}
+    unseen = [_train(1, epochs=3), distill_spec(_train(1), seed=5, train=TrainConfig(epochs=3)),
+              prune_spec(_train(1), sparsity=0.5)]
+    probed = estimate_builds(unseen, history)
+    assert probed.counts == {"train": {"probe": 1}, "distill": {"probe": 1}, "prune": {"none": 1}}
+    # 3 epochs of 2 steps (128 examples, batch 64); the student step plus the teacher's forward costs more.
+    assert 0 < probed.seconds["train"] < probed.seconds["distill"] and probed.seconds["prune"] == 0
+    assert "1 not estimated" in probed.describe("prune") and "1 by probe" in probed.describe("train")
+    assert estimate_builds(unseen, history, probe=False).counts["train"] == {"none": 1}
+
+
+@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1m01s"), (3600 * 2 + 65, "2h01m")])
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text

@@ -134,12 +134,15 @@ class Estimate:
 
     seconds: dict[str, float] = field(default_factory=dict)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> {"history"|"probe"|"none": n}
+    by_key: dict[str, float] = field(default_factory=dict)  # spec key -> its estimate (0 when not estimated)
 
     @property
     def total(self) -> float:
         return sum(self.seconds.values())
 
-    def add(self, kind: str, how: str, seconds: float) -> None:
+    def add(self, spec: Spec, how: str, seconds: float) -> None:
+        kind = spec.kind
+        self.by_key[spec.key] = seconds
         self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
         c = self.counts.setdefault(kind, {})
         c[how] = c.get(how, 0) + 1
@@ -159,18 +162,18 @@ def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *
     for spec in specs:
         cls = cost_class(spec)
         if history.get(cls):
-            est.add(spec.kind, "history", statistics.median(history[cls]))
+            est.add(spec, "history", statistics.median(history[cls]))
             continue
         setup = _setup(spec)
         if not probe or spec.kind not in TRAINING or setup is None:
-            est.add(spec.kind, "none", 0.0)
+            est.add(spec, "none", 0.0)
             continue
         batch = int(_training(spec).get("batch_size", 64))
         if (setup, batch) not in probes:
             probes[(setup, batch)] = _probe(setup, batch)
         step, forward, n_train = probes[(setup, batch)]
         per_step = step + (forward if spec.kind in WITH_TEACHER else 0.0)
-        est.add(spec.kind, "probe", _steps(spec, n_train) * per_step)
+        est.add(spec, "probe", _steps(spec, n_train) * per_step)
     return est
 
 

@@ -93,14 +93,16 @@ def _build_task(root: str, spec: Spec, device: str, data_root: str | None, downl
 def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], *, device: str = "cpu",
                    data_root: str | None = None, download: bool = False, address: str | None = None,
                    builders: Callable | None = None, max_retries: int = 3,
-                   estimate: Callable[[list[Spec]], float] | None = None) -> RayBuildResult:
+                   estimate: Callable[[list[Spec]], dict[str, float]] | None = None) -> RayBuildResult:
     """Build every artifact ``specs`` need (ancestors included) that the store lacks, one Ray task each.
 
     Connects to ``address`` (``ray.init(address=...)``) unless Ray is already initialised; without an
     address it starts a local cluster on this machine. ``builders(workspace)`` replaces the kind table
     (tests inject faults with it). A failed task is reported by spec; everything not below it still
     builds. ``max_retries``: Ray's retries of a task whose worker died (a kill mid-build leaves no
-    partial artifact, so a retry starts clean).
+    partial artifact, so a retry starts clean). ``estimate(todo)``: estimated seconds per spec key
+    (:func:`compress.estimate.estimate_builds`); the time left is then the estimated work left at the
+    rate measured so far, else the count left at the rate so far.
     """
     ray = require_ray()
     if device not in ("cpu", "cuda", "auto"):
@@ -131,10 +133,11 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
         refs[spec.key], spec_of[ref] = ref, spec
     t0, pending = time.time(), list(spec_of)
     total, kinds_total, kinds_done = len(pending), _count(todo), {}
-    guess = estimate(todo) if estimate else None
+    cost = estimate(todo) if estimate else {}
+    work, work_done = sum(cost.values()), 0.0
     progress.emit(f"ray: building {total} artifacts ({_kinds(kinds_total)}) on "
                   f"{int(ray.cluster_resources().get('CPU', 0))} CPUs" + (" and GPUs" if gpus else "")
-                  + (f", estimated ~{progress.format_seconds(guess)} of build time" if guess else ""))
+                  + (f", estimated ~{progress.format_seconds(work)} of build time" if work else ""))
     errors: dict[str, str] = {}
     last = 0.0
     while pending:
@@ -147,10 +150,14 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
             except Exception as e:  # noqa: BLE001 - reported by spec below; the rest of the DAG goes on
                 errors[spec.key] = _error_text(e)
             kinds_done[spec.kind] = kinds_done.get(spec.kind, 0) + 1
+            work_done += cost.get(spec.key, 0.0)
         finished = total - len(pending)
         if time.time() - last > 5 or not pending:
             elapsed = time.time() - t0
-            left = elapsed / finished * (total - finished) if finished else 0.0
+            if work and work_done:
+                left = elapsed / work_done * max(0.0, work - work_done)
+            else:
+                left = elapsed / finished * (total - finished) if finished else 0.0
             progress.emit(f"ray: {finished}/{total} done ({_kinds(kinds_total, kinds_done)}), "
                           f"{progress.format_seconds(elapsed)} elapsed, ~{progress.format_seconds(left)} left"
                           + (f", {len(errors)} failed" if errors else ""))
@@ -178,12 +185,7 @@ def _kinds(total: dict[str, int], done: dict[str, int] | None = None) -> str:
 
 
 def _ancestors(spec: Spec) -> list[Spec]:
-    out, stack = [], list(spec.parents)
-    while stack:
-        s = stack.pop()
-        out.append(s)
-        stack.extend(s.parents)
-    return out
+    return spec.ancestors()[:-1]  # without the spec itself
 
 
 def _root_failure(key: str, by_key: dict[str, Spec], errors: dict[str, str]) -> str:

@@ -40,6 +40,7 @@ def test_history_gives_the_median_of_the_class_and_a_probe_covers_training_kinds
     history = {cost_class(_train(0)): [1.0, 2.0, 9.0], cost_class(eval_spec(_train(0))): [0.5]}
     est = estimate_builds([_train(1), _train(2), eval_spec(_train(1))], history, probe=False)
     assert est.seconds == {"train": 4.0, "eval": 0.5} and est.counts["train"] == {"history": 2}
+    assert est.by_key == {_train(1).key: 2.0, _train(2).key: 2.0, eval_spec(_train(1)).key: 0.5}
     unseen = [_train(1, epochs=3), distill_spec(_train(1), seed=5, train=TrainConfig(epochs=3)),
               prune_spec(_train(1), sparsity=0.5)]
     probed = estimate_builds(unseen, history)

@@ -53,23 +53,23 @@ def _payloads(root: Path) -> dict[str, str]:
     return out
 
 
+def _smoke_specs():
+    from fixtures.claims import WORLDS
+    from fixtures.profile import load_profile
+
+    profile = load_profile("smoke")
+    return [s for world in WORLDS.values() for s in world.specs(profile, None)]
+
+
 def test_ray_builds_exactly_the_artifacts_of_a_plain_build_byte_for_byte(tmp_path):
-    specs, _ = _specs()
+    """The smoke profile's whole DAG (156 artifacts: every kind, MW and GC)."""
+    specs = _smoke_specs()
     result = build_with_ray(specs, tmp_path / "ray")
-    assert result.ok and len(result.built) == len({s.key for s in specs} | {a.key for s in specs for a in _up(s)})
+    assert result.ok and len(result.built) == len({a.key for s in specs for a in s.ancestors()})
     ArtifactStore(tmp_path / "plain", make_builders(Workspace(device="cpu"))).build_all(specs)
-    assert _payloads(tmp_path / "ray") == _payloads(tmp_path / "plain") != {}
+    assert _payloads(tmp_path / "ray") == _payloads(tmp_path / "plain") and len(result.built) == 156
     again = build_with_ray(specs, tmp_path / "ray")  # a warm store: nothing to do, no task started
     assert again.ok and again.built == []
-
-
-def _up(spec):
-    out, stack = [], list(spec.parents)
-    while stack:
-        s = stack.pop()
-        out.append(s)
-        stack.extend(s.parents)
-    return out
 
 
 def _dying_builders(target: str, workspace):

@@ -85,7 +85,10 @@ class Distill(Callback):
     per-batch forwards would recompute the same numbers every epoch);
     otherwise the teacher runs on every batch, as the student saw it. The
     distiller is moved to the training device and its parameters (if any) are
-    trained with the student's.
+    trained with the student's. At the start the distiller's
+    :meth:`~compress.distill.Distiller.bind` sees the student and the teacher
+    (SimKD checks that the student is its wrapped composite and names the
+    teacher's feature module there).
 
     Parameters
     ----------
@@ -109,6 +112,7 @@ class Distill(Callback):
         d = self.distiller
         self.teacher.eval()
         d.to(x.device).train()
+        d.bind(model, self.teacher)
         self._label_smoothing = config.label_smoothing
         self._taps = [_FeatureTap(model, d.student_features, "student"),
                       _FeatureTap(self.teacher, d.teacher_features, "teacher")]

@@ -21,6 +21,23 @@ on the *teacher* (soft-target) term — α named by the term it weights:
     probabilities, and its ``alpha`` weights the cross-entropy. With p = softmax
     of our logits: ``(1 − w)·CE(s, y) + w·T²·KL(softmax(p_t/T) ‖ softmax(p_s/T))``
     with w = 1 − alpha_code (code α = 0.1 is ``teacher_weight`` 0.9).
+``simkd`` (:class:`SimKD`; Chen et al. 2022, the MH paper §3.1)
+    ``MSE(projector(f_s), f_t)`` on the student's and the teacher's last feature
+    maps; no labels, no logits, no temperature. Takes ``bottleneck`` (int ≥ 1).
+
+A strategy that changes what the student *is* (SimKD trains and deploys
+student encoder → projector → teacher head) uses two hooks every
+:class:`Distiller` has, both doing nothing by default (the Hinton variants keep
+them so):
+
+* :meth:`Distiller.wrap_student` ``(student, teacher, in_shape)`` — the model to
+  train and deploy in place of ``student``; the caller calls it before
+  :func:`compress.training.train` and stores what it returns;
+* :meth:`Distiller.bind` ``(student, teacher)`` — called by
+  :class:`compress.callbacks.Distill` when training starts, before the feature
+  hooks are attached: a strategy checks the student it is given and fixes
+  feature names that depend on the architectures (SimKD: the teacher's last
+  feature module).
 """
 from __future__ import annotations
 
@@ -35,7 +52,10 @@ from torch import nn
 
 from analysis._validation import check_choice, check_in_range, invalid
 
-__all__ = ["KDConfig", "hinton_kd_loss", "soft_kl", "Distiller", "HintonKD", "MWCodeKD", "DISTILLERS",
+from .simkd import SimKDStudent, check_bottleneck, simkd_student
+from .split import split_model
+
+__all__ = ["KDConfig", "hinton_kd_loss", "soft_kl", "Distiller", "HintonKD", "MWCodeKD", "SimKD", "DISTILLERS",
            "make_distiller"]
 
 Features = Mapping[str, torch.Tensor]
@@ -103,6 +123,13 @@ class Distiller(nn.Module, abc.ABC):
     @property
     def needs_features(self) -> bool:
         return bool(self.student_features or self.teacher_features)
+
+    def wrap_student(self, student: nn.Module, teacher: nn.Module, in_shape: tuple[int, int, int]) -> nn.Module:
+        """The model to train (and deploy) in place of ``student``; ``student`` itself by default."""
+        return student
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check ``student`` and fix architecture-dependent feature names before training; nothing by default."""
 
     @abc.abstractmethod
     def loss(
@@ -180,8 +207,68 @@ class MWCodeKD(_SoftTargetKD):
         return (1.0 - self.teacher_weight) * ce + self.teacher_weight * soft_kl(p_s, p_t, self.temperature)
 
 
+class SimKD(Distiller):
+    """SimKD: MSE between the projected student map and the teacher's last map (:mod:`compress.simkd`).
+
+    The student it trains is :meth:`wrap_student`'s :class:`~compress.simkd.SimKDStudent`
+    (student encoder → projector → the teacher's head, frozen); the projector
+    is part of that student, so this strategy owns no parameters. The loss
+    reads the projector's output (``student_features = ("projector",)``) and
+    the teacher's last feature map (``teacher_features``, set by :meth:`bind`
+    from :func:`compress.split.split_model`); a teacher map larger than the
+    projected map is adaptive-average-pooled to its size. Labels, logits and
+    label smoothing play no part.
+
+    Parameters
+    ----------
+    bottleneck : int
+        The projector's hidden channels are the teacher's divided by it; ≥ 1 (SimKD: 2).
+    """
+
+    student_features = ("projector",)
+
+    def __init__(self, bottleneck: int = 2):
+        super().__init__()
+        self.bottleneck = check_bottleneck(bottleneck, "SimKD")
+        self.teacher_features: tuple[str, ...] = ()
+
+    def settings(self) -> dict:
+        return {"bottleneck": self.bottleneck}
+
+    def extra_repr(self) -> str:
+        return f"bottleneck={self.bottleneck}"
+
+    def wrap_student(self, student: nn.Module, teacher: nn.Module, in_shape: tuple[int, int, int]) -> SimKDStudent:
+        """:func:`compress.simkd.simkd_student`: ``student``'s encoder, a fresh projector, ``teacher``'s head frozen."""
+        return simkd_student(student, teacher, in_shape, bottleneck=self.bottleneck)
+
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check that ``student`` is a SimKD student of this bottleneck; read the teacher's last feature module."""
+        if not isinstance(student, SimKDStudent):
+            raise invalid("student", "SimKD", "a SimKDStudent (build it with SimKD.wrap_student(student, teacher, "
+                          "in_shape))", type(student).__name__)
+        if student.projector.bottleneck != self.bottleneck:
+            raise invalid("student", "SimKD", f"a SimKDStudent whose projector has bottleneck {self.bottleneck}",
+                          f"bottleneck {student.projector.bottleneck}")
+        self.teacher_features = (split_model(teacher).feature_module,)
+
+    def loss(self, student_logits, teacher_logits, targets, student_features, teacher_features, *,
+             label_smoothing=0.0):
+        if not self.teacher_features or self.teacher_features[0] not in teacher_features:
+            raise invalid("teacher_features", "SimKD.loss", "the teacher's last feature map (call bind(student, "
+                          "teacher) first; compress.callbacks.Distill does)", sorted(teacher_features))
+        projected = student_features["projector"]
+        target = teacher_features[self.teacher_features[0]]
+        if target.shape[-2:] != projected.shape[-2:]:
+            target = F.adaptive_avg_pool2d(target, projected.shape[-2:])
+        if target.shape != projected.shape:
+            raise invalid("teacher_features", "SimKD.loss", f"a map of the projected shape {tuple(projected.shape)}",
+                          tuple(target.shape))
+        return F.mse_loss(projected.float(), target.float())
+
+
 #: The one lookup table of distillation strategies: name → class.
-DISTILLERS: dict[str, type[Distiller]] = {"hinton": HintonKD, "hinton_code": MWCodeKD}
+DISTILLERS: dict[str, type[Distiller]] = {"hinton": HintonKD, "hinton_code": MWCodeKD, "simkd": SimKD}
 
 
 def make_distiller(name: str, **params) -> Distiller:

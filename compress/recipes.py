@@ -49,7 +49,7 @@ from analysis._validation import check_choice, check_in_range, invalid
 from .accounting import account
 from .callbacks import Distill, HoldMasks
 from .data import InMemoryDataset, load_dataset
-from .distill import make_distiller
+from .distill import DISTILLERS, make_distiller
 from .masks import apply_masks
 from .models import create_model
 from .numerics import cpu_build
@@ -291,6 +291,10 @@ def train_spec(
     )
 
 
+#: Distillers that change the student's architecture (not buildable by the store yet).
+STUDENT_CHANGING = ("simkd",)
+
+
 def distill_spec(
     teacher: Spec,
     *,
@@ -326,6 +330,11 @@ def distill_spec(
         a self-distilled student starts from the teacher's *initial* weights,
         as the MW paper's self-distillation does.
     """
+    if distiller in STUDENT_CHANGING:
+        # SimKD deploys encoder + projector + the teacher's head: the payload and model_from_payload must record
+        # and rebuild that composite (compress.simkd.build_simkd_student); until they do, no spec may ask for it.
+        raise invalid("distiller", "distill_spec", "a distiller the store can build (" + ", ".join(
+            d for d in DISTILLERS if d not in STUDENT_CHANGING) + "); simkd is not wired into the store yet", distiller)
     settings = make_distiller(distiller, **dict(distiller_params)).settings()
     p = dict(_model_root(teacher, "distill_spec").params)
     arch = p["arch"] if student_arch is None else student_arch

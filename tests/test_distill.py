@@ -10,7 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analysis._validation import InvalidParameterError
-from compress.distill import DISTILLERS, Distiller, HintonKD, KDConfig, MWCodeKD, hinton_kd_loss, make_distiller, soft_kl
+from compress.distill import (DISTILLERS, Distiller, HintonKD, KDConfig, MWCodeKD, SimKD, hinton_kd_loss, make_distiller,
+                              soft_kl)
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -171,14 +172,25 @@ def test_soft_term_nonnegative_and_shift_invariant(seed, temperature, shift):
 # ----------------------------------------------------------------------------- strategies and their table
 
 
-def test_distillers_table_names_both_hinton_variants():
-    assert DISTILLERS == {"hinton": HintonKD, "hinton_code": MWCodeKD}
-    for name, cls in DISTILLERS.items():
+HINTON = ("hinton", "hinton_code")
+
+
+def test_distillers_table_names_both_hinton_variants_and_simkd():
+    assert DISTILLERS == {"hinton": HintonKD, "hinton_code": MWCodeKD, "simkd": SimKD}  # SimKD: tests/test_simkd.py
+    for name in HINTON:
         d = make_distiller(name, temperature=2.0, teacher_weight=0.25)
-        assert type(d) is cls and isinstance(d, Distiller)
+        assert type(d) is DISTILLERS[name] and isinstance(d, Distiller)
         assert d.settings() == {"temperature": 2.0, "teacher_weight": 0.25}
         assert type(d)(**d.settings()).settings() == d.settings()
         assert not d.needs_features and list(d.parameters()) == []
+
+
+@pytest.mark.parametrize("name", HINTON)
+def test_hinton_variants_keep_the_student_as_it_is(name):
+    d, student, teacher = make_distiller(name), torch.nn.Linear(2, 3), torch.nn.Linear(2, 3)
+    assert d.wrap_student(student, teacher, (1, 1, 2)) is student
+    d.bind(student, teacher)
+    assert d.student_features == () and d.teacher_features == ()
 
 
 def test_make_distiller_fills_defaults_and_normalizes_numbers():
@@ -191,7 +203,8 @@ def test_unknown_distiller_lists_the_known_ones():
     with pytest.raises(InvalidParameterError) as info:
         make_distiller("fitnets")
     msg = str(info.value)
-    assert msg == "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code'. Got 'fitnets' instead."
+    assert msg == ("The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd'. "
+                   "Got 'fitnets' instead.")
 
 
 def test_unknown_distiller_parameter_lists_the_known_ones():
@@ -201,7 +214,7 @@ def test_unknown_distiller_parameter_lists_the_known_ones():
                                "teacher_weight. Got 'alpha' instead.")
 
 
-@pytest.mark.parametrize("name", list(DISTILLERS))
+@pytest.mark.parametrize("name", HINTON)
 @pytest.mark.parametrize(("kwargs", "param", "got"), [
     ({"temperature": 0.0}, "temperature", "0.0"),
     ({"teacher_weight": 1.5}, "teacher_weight", "1.5"),

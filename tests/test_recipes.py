@@ -88,7 +88,7 @@ def test_specs_are_keyed_by_what_changes_the_model():
 
 @pytest.mark.parametrize(("make", "message"), [
     (lambda: distill_spec(_train(), seed=0, train=ONE_EPOCH, distiller="fitnets"),
-     "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code'. Got 'fitnets' instead."),
+     "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd'. Got 'fitnets' instead."),
     (lambda: distill_spec(_train(), seed=0, train=ONE_EPOCH, distiller_params={"teacher_weight": 2.0}),
      "The 'teacher_weight' parameter of HintonKD must be a number in [0.0, 1.0]. Got 2.0 instead."),
     (lambda: rewind_distill_spec(_train(), _train(), seed=0, train=ONE_EPOCH, distiller_params={"alpha": 0.5}),

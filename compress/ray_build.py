@@ -105,8 +105,8 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
     rate measured so far, else the count left at the rate so far.
     """
     ray = require_ray()
-    if device not in ("cpu", "cuda", "auto"):
-        raise invalid("device", "build_with_ray", "one of 'cpu', 'cuda', 'auto'", device)
+    if not isinstance(device, str) or not (device in ("cpu", "auto") or device.split(":")[0] == "cuda"):
+        raise invalid("device", "build_with_ray", "'cpu', 'auto', 'cuda' or 'cuda:N'", device)
     from .store import ArtifactStore
 
     root = str(Path(artifact_dir).resolve())

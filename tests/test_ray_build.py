@@ -108,6 +108,13 @@ def test_pytest_claims_with_the_ray_executor_builds_then_a_plain_run_trains_noth
     assert "0 changed" in output(warm) and "train lenet5" not in output(warm)
 
 
+def test_a_bad_device_is_named_before_any_task(tmp_path):
+    from analysis._validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'cpu', 'auto', 'cuda' or 'cuda:N'.*'tpu'"):
+        build_with_ray(_specs()[0], tmp_path, device="tpu")
+
+
 def test_a_shared_store_directory_can_be_checked(tmp_path):
     assert check_store_filesystem(tmp_path) == []
     assert list(tmp_path.iterdir()) == []  # the check leaves nothing behind

@@ -27,9 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .spec import Spec
+from .progress import format_seconds
+from .spec import Spec, model_root
 
-__all__ = ["cost_class", "build_history", "Estimate", "estimate_builds", "format_duration"]
+__all__ = ["cost_class", "build_history", "Estimate", "estimate_builds"]
 
 #: Kinds that train, and the parameter holding their training settings.
 TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "channel_prune": "finetune"}
@@ -37,17 +38,8 @@ TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "ch
 WITH_TEACHER = {"distill", "rewind_distill"}
 
 
-def _model_root(spec: Spec) -> Spec | None:
-    node = spec
-    while "dataset" not in dict(node.params):
-        if not node.parents:
-            return None
-        node = node.parents[0]
-    return node
-
-
 def _setup(spec: Spec) -> tuple | None:
-    root = _model_root(spec)
+    root = model_root(spec)
     if root is None:
         return None
     p = dict(root.params)
@@ -151,7 +143,7 @@ class Estimate:
         c = self.counts.get(kind, {})
         how = ", ".join(f"{n} by {k}" for k, n in c.items() if k != "none")
         none = c.get("none", 0)
-        text = f"~{format_duration(self.seconds.get(kind, 0.0))}" + (f" ({how})" if how else "")
+        text = f"~{format_seconds(self.seconds.get(kind, 0.0))}" + (f" ({how})" if how else "")
         return text + (f", {none} not estimated (no training, no build of its class in this store yet)" if none else "")
 
 
@@ -176,9 +168,3 @@ def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *
         est.add(spec, "probe", _steps(spec, n_train) * per_step)
     return est
 
-
-def format_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +37,10 @@ from analysis._validation import invalid
 from . import progress
 from .spec import Spec, _topological
 
-__all__ = ["RayBuildResult", "build_with_ray", "require_ray", "check_store_filesystem"]
+__all__ = ["EXECUTORS", "RayBuildResult", "build_with_ray", "require_ray", "check_store_filesystem"]
 
+#: Where builds run: ``local`` (this process and its xdist workers) or ``ray`` (one Ray task per artifact).
+EXECUTORS = ("local", "ray")
 #: One store per (root, device, data) in each Ray worker process: workers are reused, so datasets stay loaded.
 _STORES: dict = {}
 
@@ -132,7 +135,7 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
         ref = task.remote(root, spec, device, data_root, download, builders, *parents)
         refs[spec.key], spec_of[ref] = ref, spec
     t0, pending = time.time(), list(spec_of)
-    total, kinds_total, kinds_done = len(pending), _count(todo), {}
+    total, kinds_total, kinds_done = len(pending), dict(Counter(s.kind for s in todo)), {}
     cost = estimate(todo) if estimate else {}
     work, work_done = sum(cost.values()), 0.0
     progress.emit(f"ray: building {total} artifacts ({_kinds(kinds_total)}) on "
@@ -171,13 +174,6 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
             result.skipped[key] = _root_failure(failed_parent, by_key, errors)
     result.seconds = time.time() - t0
     return result
-
-
-def _count(specs: list[Spec]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for s in specs:
-        out[s.kind] = out.get(s.kind, 0) + 1
-    return out
 
 
 def _kinds(total: dict[str, int], done: dict[str, int] | None = None) -> str:

@@ -56,6 +56,7 @@ from .numerics import cpu_build
 from .pruning import SCOPES, TARGETS, l1_unstructured
 from .quantize import SCHEMES, attach_activation_quant, quantize, storage_bits
 from .runtime import resolve_device
+from .spec import model_root
 from .store import BuildContext, Spec
 from .structured import NORMS, channel_masks, effective_parameter_count, retained_fraction, rewind_to_init
 from .training import TrainConfig, accuracy, predict, train
@@ -203,13 +204,11 @@ def _pairs(d: Mapping | tuple) -> tuple:
 
 
 def _model_root(spec: Spec, owner: str) -> Spec:
-    """The nearest spec along first parents that makes a model from data (it fixes arch and data)."""
-    node = spec
-    while "dataset" not in dict(node.params):
-        if not node.parents:
-            raise invalid("spec", owner, "a spec descending from a model trained on data (train, distill)", spec.kind)
-        node = node.parents[0]
-    return node
+    """:func:`compress.spec.model_root`, or an error naming ``owner`` when ``spec`` has none."""
+    root = model_root(spec)
+    if root is None:
+        raise invalid("spec", owner, "a spec descending from a model trained on data (train, distill)", spec.kind)
+    return root
 
 
 def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> nn.Module:

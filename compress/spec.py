@@ -196,6 +196,16 @@ class Spec:
         return f"Spec<{self.key[:12]} {self.describe()}>"
 
 
+def model_root(spec: Spec) -> Spec | None:
+    """The nearest spec along first parents that makes a model from data (it names the ``dataset``), or None."""
+    node = spec
+    while "dataset" not in dict(node.params):
+        if not node.parents:
+            return None
+        node = node.parents[0]
+    return node
+
+
 def _topological(specs: Iterable[Spec]) -> list[Spec]:
     """All ancestors of ``specs`` (inclusive), deduplicated by key, parents first (DFS post-order)."""
     seen: set[str] = set()

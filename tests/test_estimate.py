@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-from compress.estimate import build_history, cost_class, estimate_builds, format_duration
+from compress.estimate import build_history, cost_class, estimate_builds
 from compress.recipes import Workspace, distill_spec, eval_spec, make_builders, prune_spec, train_spec
 from compress.store import ArtifactStore
 from compress.training import TrainConfig
@@ -50,7 +49,3 @@ def test_history_gives_the_median_of_the_class_and_a_probe_covers_training_kinds
     assert "1 not estimated" in probed.describe("prune") and "1 by probe" in probed.describe("train")
     assert estimate_builds(unseen, history, probe=False).counts["train"] == {"none": 1}
 
-
-@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59, "59s"), (61, "1m01s"), (3600 * 2 + 65, "2h01m")])
-def test_format_duration(seconds, text):
-    assert format_duration(seconds) == text

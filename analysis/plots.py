@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from analysis._validation import invalid
 
@@ -31,9 +32,12 @@ __all__ = [
     "VERDICT_COLOURS",
     "plot_accuracy_deviation",
     "plot_forest",
+    "plot_grouped_bars",
     "plot_heatmap",
     "plot_hybrid_tree",
     "plot_landscape",
+    "plot_layer_sparsity",
+    "plot_pruning_curves",
     "plot_trend",
 ]
 
@@ -539,4 +543,359 @@ def plot_forest(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
         handles.append(Line2D([], [], color="0.25", linestyle="--", linewidth=1, label="margin / reference"))
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+# ------------------------------------------------ pruning of distilled students
+# Figures in the manner of Malihi & Heidemann's Figs. 3-5: accuracy against
+# parameters for weight vs channel pruning, accuracy at the breakpoint per
+# teacher -> student pair, and where each pruning method puts its zeros.
+
+
+def _series_colours(names: Sequence[str]) -> dict[str, str]:
+    """One colour per series name, in order of first appearance, the same in every panel."""
+    colours: dict[str, str] = {}
+    for name in names:
+        colours.setdefault(name, f"C{len(colours) % 10}")
+    return colours
+
+
+def _as_vector(value: object, param: str, owner: str, expected: str) -> np.ndarray:
+    """``value`` as a 1-D float array, or the module's error naming ``param``."""
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise invalid(param, owner, expected, value) from None
+    if array.ndim != 1:
+        raise invalid(param, owner, expected, f"shape {array.shape}")
+    return array
+
+
+def _is_index(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_pruning_series(panel: str, name: str, pair: object, log_x: bool, owner: str) -> tuple[np.ndarray, ...]:
+    param = f"panels[{panel!r}][{name!r}]"
+    expected = "a (parameters, accuracy) pair of equal-length 1-D sequences"
+    if isinstance(pair, (str, bytes)) or not isinstance(pair, (Sequence, np.ndarray)) or len(pair) != 2:
+        raise invalid(param, owner, expected, pair)
+    parameters = _as_vector(pair[0], param, owner, expected)
+    accuracy = _as_vector(pair[1], param, owner, expected)
+    if parameters.size == 0 or parameters.size != accuracy.size:
+        raise invalid(param, owner, expected, f"lengths {parameters.size} and {accuracy.size}")
+    if np.any(np.isinf(parameters)) or np.any(np.isinf(accuracy)):
+        raise invalid(param, owner, "finite numbers or NaN (skipped)", pair)
+    if log_x and np.any(parameters <= 0):
+        # NaN <= 0 is False: only real non-positive counts are refused.
+        raise invalid(param, owner, "positive parameter counts on a log x-axis",
+                      parameters[parameters <= 0].tolist())
+    return parameters, accuracy
+
+
+def plot_pruning_curves(
+    panels: Mapping[str, Mapping[str, object]],
+    path: str | Path,
+    title: str,
+    *,
+    breakpoints: Mapping[str, Mapping[str, int]] | None = None,
+    xlabel: str = "parameters after pruning",
+    ylabel: str = "test accuracy (%)",
+    log_x: bool = True,
+) -> Path:
+    """Accuracy against remaining parameters, one panel per teacher -> student pair.
+
+    Weight vs channel pruning of distilled students as Malihi & Heidemann
+    draw it (their Figs. 3-4): in each panel a line with markers per series,
+    the same colour for a series name in every panel (a name starting with
+    "teacher" is dashed), one legend for the figure. A breakpoint (the last
+    level before accuracy falls off) is ringed with a larger hollow marker on
+    a vertical dotted line.
+
+    Parameters
+    ----------
+    panels : mapping of str to (mapping of str to (parameters, accuracy))
+        Panel title (e.g. ``"resnet34 → resnet18"``) to series name (e.g.
+        ``"weight"``, ``"channel"``, ``"teacher (weight)"``) to two
+        equal-length 1-D sequences: parameter count and accuracy, one point
+        per pruning level (mean over seeds). Points where either is NaN are
+        skipped and the line joins their neighbours. Panels are laid out in a
+        grid of at most 3 columns, in the given order.
+    path : str or Path
+        Where to write the PNG (parent folders are created).
+    title : str
+        Figure title.
+    breakpoints : mapping of str to (mapping of str to int), optional
+        Panel to series to the index, into that series' points as given, of
+        its breakpoint; the point there must not be NaN.
+    xlabel, ylabel : str
+        Axis labels.
+    log_x : bool, default True
+        Draw parameters on a log scale (then every non-NaN count must be
+        positive).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_pruning_curves"
+    _check_path(path, owner)
+    if not isinstance(panels, Mapping) or len(panels) == 0:
+        raise invalid("panels", owner, "a non-empty mapping of panel title to series", panels)
+    checked: dict[str, dict[str, tuple[np.ndarray, ...]]] = {}
+    for panel, series in panels.items():
+        if not isinstance(series, Mapping) or len(series) == 0:
+            raise invalid(f"panels[{panel!r}]", owner,
+                          "a non-empty mapping of series name to (parameters, accuracy)", series)
+        checked[panel] = {name: _check_pruning_series(panel, name, pair, log_x, owner)
+                          for name, pair in series.items()}
+    if breakpoints is not None and not isinstance(breakpoints, Mapping):
+        raise invalid("breakpoints", owner, "a mapping of panel to (series to point index)", breakpoints)
+    marks: dict[str, dict[str, int]] = {}
+    for panel, by_series in (breakpoints or {}).items():
+        if panel not in checked:
+            raise invalid("breakpoints", owner, "panel titles that are in panels", panel)
+        if not isinstance(by_series, Mapping):
+            raise invalid(f"breakpoints[{panel!r}]", owner, "a mapping of series name to point index", by_series)
+        for name, index in by_series.items():
+            param = f"breakpoints[{panel!r}][{name!r}]"
+            if name not in checked[panel]:
+                raise invalid(param, owner, f"a series of panel {panel!r}", name)
+            parameters, accuracy = checked[panel][name]
+            if not _is_index(index) or not 0 <= index < parameters.size:
+                raise invalid(param, owner, f"a point index in [0, {parameters.size - 1}]", index)
+            if np.isnan(parameters[index]) or np.isnan(accuracy[index]):
+                raise invalid(param, owner, "the index of a point that is not NaN", int(index))
+            marks.setdefault(panel, {})[name] = int(index)
+
+    colours = _series_colours([name for series in checked.values() for name in series])
+    styles = {name: "--" if name.strip().lower().startswith("teacher") else "-" for name in colours}
+    n_cols = min(3, len(checked))
+    n_rows = math.ceil(len(checked) / n_cols)
+    figure = _new_figure(4.2 * n_cols + 0.4, 3.3 * n_rows + 0.9)
+    axes_grid = figure.subplots(n_rows, n_cols, squeeze=False)
+    for axes, (panel, series) in zip(axes_grid.flat, checked.items()):
+        for name, (parameters, accuracy) in series.items():
+            kept = ~(np.isnan(parameters) | np.isnan(accuracy))
+            axes.plot(parameters[kept], accuracy[kept], color=colours[name], linestyle=styles[name],
+                      marker="o", markersize=4, linewidth=1.5, zorder=3)
+        for name, index in marks.get(panel, {}).items():
+            x, y = series[name][0][index], series[name][1][index]
+            axes.axvline(x, color=colours[name], linestyle=":", linewidth=1.2, alpha=0.8, zorder=2)
+            axes.plot([x], [y], linestyle="none", marker="o", markersize=12, markerfacecolor="none",
+                      markeredgecolor=colours[name], markeredgewidth=1.8, zorder=4)
+        if log_x:
+            axes.set_xscale("log")
+            # Labelled minor ticks (2×10⁴, 3×10⁴, …) overlap on narrow panels: label the decades only.
+            axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set_title(panel, fontsize=10)
+        axes.set_xlabel(xlabel, fontsize=9)
+        axes.set_ylabel(ylabel, fontsize=9)
+        axes.grid(alpha=0.3, which="both" if log_x else "major")
+    for axes in axes_grid.flat[len(checked):]:
+        axes.set_visible(False)
+    handles = [Line2D([], [], color=colour, linestyle=styles[name], marker="o", markersize=4, label=name)
+               for name, colour in colours.items()]
+    if marks:
+        handles.append(Line2D([], [], color="0.3", linestyle=":", marker="o", markersize=10,
+                              markerfacecolor="none", markeredgewidth=1.8, label="breakpoint"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8,
+                  frameon=False)
+    figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_bar_value(value: object, param: str, owner: str, *, half_width: bool) -> float:
+    expected = "a non-negative number or NaN (no error bar)" if half_width else "a finite number or NaN (no bar)"
+    if not _is_number(value):
+        raise invalid(param, owner, expected, value)
+    number = float(value)
+    if math.isinf(number) or (half_width and number < 0):
+        raise invalid(param, owner, expected, value)
+    return number
+
+
+def plot_grouped_bars(
+    groups: Mapping[str, Mapping[str, float]],
+    path: str | Path,
+    title: str,
+    ylabel: str,
+    *,
+    errors: Mapping[str, Mapping[str, float]] | None = None,
+    reference: float | None = None,
+) -> Path:
+    """Grouped vertical bars: one group per teacher -> student pair, one bar per quantity.
+
+    As in Malihi & Heidemann's Fig. 5: per pair, the accuracy of weight and
+    channel pruning at their breakpoints beside the unpruned student, with
+    optional error bars and a dashed reference line.
+
+    Parameters
+    ----------
+    groups : mapping of str to (mapping of str to float)
+        Group label (e.g. ``"resnet34 → resnet18"``) to bar name (e.g.
+        ``"weight at breakpoint"``, ``"channel at breakpoint"``,
+        ``"unpruned student"``) to its value. Every group has the same bar
+        names; bars keep the first group's order. A NaN value draws no bar.
+    path : str or Path
+        Where to write the PNG.
+    title : str
+        Figure title.
+    ylabel : str
+        Y-axis label.
+    errors : mapping of str to (mapping of str to float), optional
+        Half-widths of the error bars, the same groups and bar names as
+        ``groups``; NaN draws no error bar.
+    reference : float, optional
+        A y value (e.g. the teacher's accuracy) drawn as a horizontal dashed
+        line across the figure, labelled "reference" in the legend.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_grouped_bars"
+    _check_path(path, owner)
+    if not isinstance(groups, Mapping) or len(groups) == 0:
+        raise invalid("groups", owner, "a non-empty mapping of group label to (bar name to value)", groups)
+    for label, bars in groups.items():
+        if not isinstance(bars, Mapping) or len(bars) == 0:
+            raise invalid(f"groups[{label!r}]", owner, "a non-empty mapping of bar name to value", bars)
+    bar_names = list(next(iter(groups.values())))
+    for label, bars in groups.items():
+        if set(bars) != set(bar_names):
+            raise invalid(f"groups[{label!r}]", owner, f"the bar names of the first group, {sorted(bar_names)}",
+                          sorted(bars))
+    values = np.array([[_check_bar_value(groups[label][bar], f"groups[{label!r}][{bar!r}]", owner, half_width=False)
+                        for bar in bar_names] for label in groups])
+    half_widths = None
+    if errors is not None:
+        if not isinstance(errors, Mapping) or set(errors) != set(groups):
+            raise invalid("errors", owner, f"a mapping with the groups of groups, {list(groups)}",
+                          list(errors) if isinstance(errors, Mapping) else errors)
+        for label in groups:
+            if not isinstance(errors[label], Mapping) or set(errors[label]) != set(bar_names):
+                raise invalid(f"errors[{label!r}]", owner, f"a mapping with the bar names {sorted(bar_names)}",
+                              errors[label])
+        half_widths = np.array([[_check_bar_value(errors[label][bar], f"errors[{label!r}][{bar!r}]", owner,
+                                                  half_width=True) for bar in bar_names] for label in groups])
+    if reference is not None and not (_is_number(reference) and math.isfinite(reference)):
+        raise invalid("reference", owner, "a finite number or None", reference)
+
+    labels = list(groups)
+    n_groups, n_bars = values.shape
+    colours = _series_colours(bar_names)
+    figure = _new_figure(min(14.0, max(5.0, n_groups * (0.3 * n_bars + 0.6) + 2.0)), 4.2)
+    axes = figure.add_subplot()
+    x = np.arange(n_groups)
+    width = 0.8 / n_bars
+    for k, bar in enumerate(bar_names):
+        offsets = x - 0.4 + (k + 0.5) * width
+        shown = ~np.isnan(values[:, k])
+        yerr = None
+        if half_widths is not None:
+            yerr = np.where(np.isnan(half_widths[shown, k]), 0.0, half_widths[shown, k])
+        axes.bar(offsets[shown], values[shown, k], width=width, color=colours[bar], edgecolor="black",
+                 linewidth=0.5, yerr=yerr, capsize=3 if yerr is not None else 0,
+                 error_kw={"elinewidth": 1.0}, label=bar, zorder=3)
+    if reference is not None:
+        axes.axhline(float(reference), color="0.25", linestyle="--", linewidth=1.0, label="reference", zorder=2)
+    long_labels = max(len(label) for label in labels) > 14 or n_groups > 6
+    axes.set_xticks(x, labels, rotation=25 if long_labels else 0, ha="right" if long_labels else "center",
+                    fontsize=8)
+    axes.set_title(title)
+    axes.set_ylabel(ylabel)
+    axes.grid(axis="y", alpha=0.3, zorder=0)
+    # Outside the axes: bars of similar height leave no free corner inside.
+    figure.legend(loc="outside lower center", ncols=min(n_bars + (reference is not None), 4), fontsize=8,
+                  frameon=False)
+    return _save(figure, path)
+
+
+#: Height of the layer-sparsity figure in inches, at most: ~60 layers stay legible at smaller fonts.
+_MAX_LAYER_FIGURE_HEIGHT = 16.0
+
+
+def plot_layer_sparsity(
+    layers: Sequence[str],
+    sparsity_by_series: Mapping[str, object],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Fraction of each layer's weights masked, one row per layer, bars per pruning series.
+
+    Where weight and channel pruning put their zeros (Malihi & Heidemann):
+    horizontal grouped bars, layers top to bottom in execution order, x from
+    0 to 1. The figure grows with the number of layers up to
+    ``_MAX_LAYER_FIGURE_HEIGHT`` inches; beyond that rows and tick labels
+    shrink.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Layer names in execution order.
+    sparsity_by_series : mapping of str to sequence of float
+        Series (e.g. ``"weight 50 %"``, ``"channel 50 %"``) to one value in
+        [0, 1] per layer; NaN (layer not reported) draws no bar.
+    path : str or Path
+        Where to write the PNG.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    owner = "plot_layer_sparsity"
+    _check_path(path, owner)
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0 \
+            or not all(isinstance(layer, str) for layer in layers):
+        raise invalid("layers", owner, "a non-empty sequence of layer names (str)", layers)
+    if not isinstance(sparsity_by_series, Mapping) or len(sparsity_by_series) == 0:
+        raise invalid("sparsity_by_series", owner, "a non-empty mapping of series to one value per layer",
+                      sparsity_by_series)
+    n_layers = len(layers)
+    series: dict[str, np.ndarray] = {}
+    for name, values in sparsity_by_series.items():
+        param = f"sparsity_by_series[{name!r}]"
+        array = _as_vector(values, param, owner, f"a 1-D sequence of {n_layers} values in [0, 1]")
+        if array.size != n_layers:
+            raise invalid(param, owner, f"one value per layer ({n_layers})", f"{array.size} values")
+        outside = np.flatnonzero(~np.isnan(array) & ((array < 0) | (array > 1)))
+        if outside.size:
+            i = int(outside[0])
+            raise invalid(param, owner, "values in [0, 1]", f"{array[i]} at layer {layers[i]!r}")
+        series[name] = array
+
+    n_series = len(series)
+    row_height = 0.12 + 0.08 * n_series  # inches per layer when uncapped
+    chrome = 1.8  # title, x-axis, legend
+    height = min(_MAX_LAYER_FIGURE_HEIGHT, chrome + row_height * n_layers)
+    # Tick labels fill at most ~60 % of a row: 8 pt when there is room, down to 4 pt.
+    fontsize = float(np.clip(0.6 * 72.0 * (height - chrome) / n_layers, 4.0, 8.0))
+    colours = _series_colours(list(series))
+    figure = _new_figure(7.0, height)
+    axes = figure.add_subplot()
+    y = np.arange(n_layers)
+    bar_height = 0.8 / n_series
+    for k, (name, array) in enumerate(series.items()):
+        shown = ~np.isnan(array)
+        # The y-axis runs downward, so the first series is the top bar of each row.
+        axes.barh(y[shown] - 0.4 + (k + 0.5) * bar_height, array[shown], height=bar_height,
+                  color=colours[name], edgecolor="none", label=name, zorder=3)
+    axes.set_ylim(n_layers - 0.5, -0.5)
+    axes.set_yticks(y, list(layers), fontsize=fontsize)
+    axes.set_xlim(0.0, 1.0)
+    axes.set_xlabel("fraction of the layer's weights masked")
+    axes.tick_params(axis="x", labelsize=8)
+    axes.grid(axis="x", alpha=0.3, zorder=0)
+    axes.set_title(title)
+    figure.legend(loc="outside lower center", ncols=min(n_series, 4), fontsize=8, frameon=False)
     return _save(figure, path)

@@ -21,7 +21,7 @@ from torch.nn.utils import parametrize
 from analysis._validation import check_choice, invalid
 
 from .distill import Distiller
-from .masks import MaskHolder, MaskSet
+from .masks import MaskHolder, MaskSet, apply_masks, validate_masks
 from .quantize import QUANT_SCOPES, fake_quant_weight, quant_layers
 from .training import Batch, Callback, TrainConfig, predict
 
@@ -33,7 +33,9 @@ class HoldMasks(Callback):
 
     Applies the masks at the start, zeroes masked gradients and re-applies the
     masks after every optimizer step, so neither momentum nor weight decay
-    moves a masked weight (:class:`compress.masks.MaskHolder`).
+    moves a masked weight (:class:`compress.masks.MaskHolder`). A frozen
+    parameter (``requires_grad`` False: SimKD's reused teacher head) gets no
+    gradient and no optimizer step, so zeroing it at the start holds it.
     """
 
     def __init__(self, masks: MaskSet):
@@ -42,7 +44,11 @@ class HoldMasks(Callback):
         self._holder: MaskHolder | None = None
 
     def on_train_start(self, model, x, config) -> None:
-        self._holder = self._stack.enter_context(MaskHolder(model, self.masks))
+        validate_masks(model, self.masks)
+        apply_masks(model, self.masks)
+        # MaskHolder hooks gradients, which a frozen parameter has none of (the hook cannot even be registered).
+        trainable = {n: m for n, m in self.masks.items() if _requires_grad(model, n)}
+        self._holder = self._stack.enter_context(MaskHolder(model, trainable))
 
     def after_step(self) -> None:
         self._holder.after_step()
@@ -50,6 +56,12 @@ class HoldMasks(Callback):
     def on_train_end(self) -> None:
         self._stack.close()
         self._holder = None
+
+
+def _requires_grad(model: nn.Module, name: str) -> bool:
+    """Whether the parameter ``name`` (plain name, also while parametrized) requires gradients."""
+    module, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(module), attr).requires_grad
 
 
 class _FeatureTap:

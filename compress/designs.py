@@ -26,6 +26,11 @@ iterative channel pruning down the retained fractions with fine-tuning;
 distilled D_s(l), P_s(l)'s architecture rewound to T_s's initial weights and
 distilled from T_s; mixed M_s(l → l'), each D_s(l) pruned further to every
 lower level (a tree); and the layer-wise CKA of each (seed, level).
+
+**MH** (Malihi & Heidemann), per teacher → student pair and seed (:func:`mh_units`):
+teacher T; SimKD student S (label-free; the teacher's head reused, frozen);
+S pruned by weights and by channels at every level and T pruned by weights,
+each fine-tuned with its masks held.
 """
 from __future__ import annotations
 
@@ -39,7 +44,8 @@ from .spec import Spec
 from .training import TrainConfig
 
 __all__ = ["ModelSetup", "MWUnit", "MW_ROLES", "KD_VARIANTS", "PRUNE_VARIANTS", "mw_units",
-           "GCUnit", "GC_ROLES", "gc_units", "gc_cka_spec"]
+           "GCUnit", "GC_ROLES", "gc_units", "gc_cka_spec", "MHPair", "MHUnit", "MH_ROLES", "MH_METHODS", "mh_seed",
+           "mh_units"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +187,109 @@ def gc_cka_spec(unit: GCUnit, level: float, *, n_inputs: int, data_seed: int, de
     """Layer-wise CKA of every model pair at one level of one seed: pruned, distilled, mixed (in that order)."""
     return layer_cka_spec(unit.pruned[level], unit.distilled[level], *unit.mixed_at(level),
                           n_inputs=n_inputs, data_seed=data_seed, debiased=debiased)
+
+
+# --------------------------------------------------------------------------- MH
+
+#: The roles of the MH design (what an MH claim names in ``needs=``): every model of a (pair, seed) chain.
+MH_ROLES = ("teachers", "students", "weight_pruned", "channel_pruned")
+#: The two pruning methods compared (MH §3.2–3.3).
+MH_METHODS = ("weight", "channel")
+
+
+@dataclass(frozen=True)
+class MHPair:
+    """One teacher → student pair of one dataset: both architectures with their constructor options."""
+
+    teacher: str
+    student: str
+    dataset: str
+    teacher_overrides: Any = ()
+    student_overrides: Any = ()
+    data_options: Any = ()
+
+    @property
+    def id(self) -> str:
+        """``digits-vgg19-vgg11``; a model's overrides in brackets where given: ``digits-vgg19[width=0.125]-…``."""
+        def name(arch, overrides):
+            pairs = dict(overrides)
+            return arch + ("[" + ",".join(f"{k}={v}" for k, v in sorted(pairs.items())) + "]" if pairs else "")
+        return f"{self.dataset}-{name(self.teacher, self.teacher_overrides)}-{name(self.student, self.student_overrides)}"
+
+
+@dataclass(frozen=True)
+class MHUnit:
+    """One (pair, seed): a teacher, its SimKD student and both pruning curves of the student and the teacher's.
+
+    ``weight``/``channel``: level (fraction pruned) → the student pruned by that method and fine-tuned; level 0
+    is one model in both (the student fine-tuned with nothing pruned). ``teacher_weight``: the teacher's weight
+    pruning curve, fine-tuned alike (MH-3/MH-4's teacher at its breakpoint; level 0 is the unpruned reference).
+    """
+
+    pair: MHPair
+    seed: int
+    teacher: Spec
+    student: Spec
+    weight: dict  # level -> Spec
+    channel: dict  # level -> Spec
+    teacher_weight: dict  # level -> Spec
+
+    @property
+    def id(self) -> str:
+        return f"{self.pair.id}/seed{self.seed}"
+
+    def curve(self, method: str) -> dict:
+        """The student's curve of one method ('weight', 'channel') or the teacher's ('teacher')."""
+        return {"weight": self.weight, "channel": self.channel, "teacher": self.teacher_weight}[method]
+
+    def by_role(self) -> dict[str, list[Spec]]:
+        return {"teachers": [self.teacher, *self.teacher_weight.values()], "students": [self.student],
+                "weight_pruned": list(self.weight.values()),
+                "channel_pruned": [m for lv, m in self.channel.items() if lv > 0]}
+
+    def models(self) -> list[Spec]:
+        return [m for specs in self.by_role().values() for m in specs]
+
+
+def mh_seed(pair_index: int, seed: int) -> int:
+    """The init and data-order seed of one (pair, seed): pairs never share a model, even with a common teacher.
+
+    The paper's pairs reuse teachers (ResNet-101 twice, DenseNet-161 twice, EfficientNet-b3 twice); with one
+    seed for both, two pairs would hold the same teacher artifact and stop being independent units.
+    """
+    return 1000 * (pair_index + 1) + seed
+
+
+def mh_units(pairs: Sequence[MHPair], *, seeds: Sequence[int], levels: Sequence[float], train: TrainConfig,
+             kd_train: TrainConfig, finetune: TrainConfig, data_seed: int = 0, bottleneck: int = 2,
+             channel_layers: str = "conv") -> list[MHUnit]:
+    """One :class:`MHUnit` per (pair, seed), pairs in order. ``levels``: fractions pruned, starting at 0.
+
+    Per unit, with s = :func:`mh_seed`: teacher T trained from scratch (init and data order s); SimKD student S
+    distilled from T (student init and data order s, label-free, projector bottleneck ``bottleneck``); at each
+    level l > 0, S pruned by global L1 unstructured pruning of every conv and linear weight (``weight``) and by
+    one-shot L1 channel pruning of the convolutions to 1 − l of its coupled parameters (``channel``), each then
+    fine-tuned with its masks held (``finetune``, data order s); T pruned by weights alike; level 0 of each
+    curve is the model fine-tuned with nothing pruned.
+    """
+    if not levels or levels[0] != 0:
+        raise ValueError(f"mh_units: levels must start at 0 (the unpruned model); got {list(levels)}")
+    units = []
+    for k, pair in enumerate(pairs):
+        setup = ModelSetup(pair.teacher, pair.dataset, data_seed, pair.teacher_overrides, pair.data_options)
+        for seed in seeds:
+            s = mh_seed(k, seed)
+            teacher = setup.trained(s, s, train)
+            student = distill_spec(teacher, seed=s, train=kd_train, distiller="simkd",
+                                   distiller_params={"bottleneck": int(bottleneck)}, student_arch=pair.student,
+                                   student_overrides=pair.student_overrides, init_seed=s)
+
+            def weight(parent: Spec, lv: float, s=s) -> Spec:
+                return prune_spec(parent, sparsity=float(lv), finetune=finetune, seed=s)
+
+            w = {lv: weight(student, lv) for lv in levels}
+            c = {lv: w[lv] if lv == 0 else channel_prune_spec(student, retained_fraction=1 - float(lv),
+                                                              finetune=finetune, seed=s, layers=channel_layers)
+                 for lv in levels}
+            units.append(MHUnit(pair, seed, teacher, student, w, c, {lv: weight(teacher, lv) for lv in levels}))
+    return units

@@ -14,7 +14,9 @@ the pool, so module indices do not depend on the input size). A 2×2 pool on a
 1-pixel map would give 0 pixels, and a stride-2 conv there only wastes compute.
 
 The ``tv_`` models are torchvision's ImageNet definitions, built with
-``weights=None`` (nothing is ever downloaded).
+``weights=None`` (nothing is ever downloaded). Only the first conv (for the
+input channels) and pools that would shrink a 1-pixel map to 0 (VGG's,
+DenseNet's transitions; replaced by ``nn.Identity``) change, so 8×8 inputs work.
 
 All activations are out-of-place and no activation module is reused within a
 block: forward hooks that keep a module's output (CKA, activation statistics)
@@ -35,19 +37,25 @@ import torchvision
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from analysis._validation import InvalidParameterError, check_choice, check_in_range, invalid
+from analysis._validation import (
+    InvalidParameterError,
+    check_choice,
+    check_in_range,
+    invalid,
+)
 
 __all__ = [
-    "register_model",
-    "create_model",
-    "list_models",
-    "model_info",
-    "LeNet5",
     "BasicBlock",
     "Bottleneck",
     "CifarResNet",
     "CifarVGG",
+    "LeNet5",
     "MobileNetV1",
+    "TorchvisionDenseNet",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
 ]
 
 ModelFn = Callable[..., nn.Module]
@@ -335,7 +343,7 @@ class CifarResNet(nn.Module):
 
     def __init__(
         self,
-        block: type[BasicBlock] | type[Bottleneck],
+        block: type[BasicBlock | Bottleneck],
         layers: Sequence[int],
         *,
         num_classes: int,
@@ -504,6 +512,57 @@ def _skip_small_pools(features: nn.Sequential, size: tuple[int, int]) -> None:
                 features[i] = nn.Identity()
 
 
+def _skip_small_transition_pools(features: nn.Sequential, size: tuple[int, int]) -> None:
+    """Replace DenseNet transition pools that would shrink a <2-pixel map to 0 by ``nn.Identity``.
+
+    torchvision's DenseNet quarters the input in its stem (7×7 stride-2 conv and
+    3×3 stride-2 max-pool, both padded, so a 1-pixel map stays 1) and halves it
+    in each transition's 2×2 average pool: 28 px inputs go 7 → 3 → 1 → 0.
+    """
+    size = _conv_size(_conv_size(size, 2), 2)
+    for name, module in features.named_children():
+        if name.startswith("transition"):
+            if _can_downsample(size):
+                size = (size[0] // 2, size[1] // 2)
+            else:
+                module.pool = nn.Identity()
+
+
+class TorchvisionDenseNet(torchvision.models.DenseNet):
+    """torchvision's DenseNet with its final ReLU and pool as modules (``relu``, ``avgpool``).
+
+    torchvision's ``forward`` applies ``F.relu(..., inplace=True)`` to the output
+    of ``features``: a forward hook on ``features`` (or ``features.norm5``)
+    would see that output overwritten, and no module would output the last
+    feature map. Same parameters, initialisation and arithmetic otherwise.
+    """
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        self.relu = nn.ReLU()
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.relu(self.features(x))), 1))
+
+
+# (growth_rate, block_config, num_init_features) of torchvision's densenet161/169/201.
+_DENSENET_CFGS: dict[str, tuple[int, tuple[int, int, int, int], int]] = {
+    "densenet161": (48, (6, 12, 36, 24), 96),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+    "densenet201": (32, (6, 12, 48, 32), 64),
+}
+
+
+def _tv_densenet(name: str, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    growth_rate, block_config, num_init_features = _DENSENET_CFGS[name]
+    model = TorchvisionDenseNet(growth_rate, block_config, num_init_features,
+                                num_classes=num_classes)
+    _replace_first_conv(model, in_shape[0])
+    _skip_small_transition_pools(model.features, in_shape[1:])
+    return _no_inplace(model)
+
+
 def _torchvision(builder: ModelFn, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
     model = builder(weights=None, num_classes=num_classes)
     _replace_first_conv(model, in_shape[0])
@@ -583,9 +642,27 @@ def tv_resnet18(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Modul
 
 
 @register_model
+def tv_resnet34(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision ResNet-34, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
+    return _torchvision(torchvision.models.resnet34, num_classes, in_shape)
+
+
+@register_model
 def tv_resnet50(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
     """torchvision ResNet-50, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
     return _torchvision(torchvision.models.resnet50, num_classes, in_shape)
+
+
+@register_model
+def tv_resnet101(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision ResNet-101, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
+    return _torchvision(torchvision.models.resnet101, num_classes, in_shape)
+
+
+@register_model
+def tv_resnet152(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision ResNet-152, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
+    return _torchvision(torchvision.models.resnet152, num_classes, in_shape)
 
 
 @register_model
@@ -600,3 +677,57 @@ def tv_vgg11_bn(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Modul
     model = _torchvision(torchvision.models.vgg11_bn, num_classes, in_shape)
     _skip_small_pools(model.features, in_shape[1:])
     return model
+
+
+@register_model
+def tv_densenet161(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision DenseNet-161, ImageNet definition, 1-pixel transition pools skipped."""
+    return _tv_densenet("densenet161", num_classes, in_shape)
+
+
+@register_model
+def tv_densenet169(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision DenseNet-169, ImageNet definition, 1-pixel transition pools skipped."""
+    return _tv_densenet("densenet169", num_classes, in_shape)
+
+
+@register_model
+def tv_densenet201(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision DenseNet-201, ImageNet definition, 1-pixel transition pools skipped."""
+    return _tv_densenet("densenet201", num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b0(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B0, ImageNet definition (stride 32, dropout 0.2), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b0, num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b1(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B1, ImageNet definition (stride 32, dropout 0.2), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b1, num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b2(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B2, ImageNet definition (stride 32, dropout 0.3), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b2, num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b3(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B3, ImageNet definition (stride 32, dropout 0.3), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b3, num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b4(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B4, ImageNet definition (stride 32, dropout 0.4), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b4, num_classes, in_shape)
+
+
+@register_model
+def tv_efficientnet_b5(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision EfficientNet-B5, ImageNet definition (stride 32, dropout 0.4), no weights."""
+    return _torchvision(torchvision.models.efficientnet_b5, num_classes, in_shape)

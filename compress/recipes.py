@@ -7,13 +7,17 @@ Kinds registered here (:data:`KINDS`):
               strategy (:data:`compress.distill.DISTILLERS`); by default
               self-distillation from the teacher's *initial* weights (the
               student spec carries the teacher's ``init_seed``), or another
-              architecture (cross-architecture distillation)
-``prune``     post-hoc global/layer-wise L1 unstructured pruning of its parent
+              architecture (cross-architecture distillation); with ``simkd``
+              the student is the composite student encoder → projector →
+              frozen copy of the teacher's head (:mod:`compress.simkd`)
+``prune``     global/layer-wise L1 unstructured pruning of its parent: post-hoc,
+              or followed by fine-tuning with the masks held (MH paper)
 ``quantize``  post-hoc FP16/BF16/INT8/INT4 (simulated) of its parent
 ``eval``      the parent's logits and accuracy on the test split
 ``channel_prune``   structured L1/L2 channel pruning of its parent to a retained
               fraction (masks nested with the parent's), then fine-tuning
-              with the masks held fixed (GC thesis: iterative pruning)
+              with the masks held fixed (GC thesis: iterative pruning); of
+              every layer, or of convolutions only (MH paper)
 ``rewind_distill``  the pruned architecture of parent 0 with its unmasked weights
               reset to the teacher's (parent 1) *initial* weights, trained
               with a distiller from the teacher, masks held fixed (GC thesis)
@@ -26,10 +30,18 @@ it is called. A kind whose specs make a model from data (``train``,
 data through its first parent.
 
 Model payloads hold a CPU ``state_dict``, what is needed to rebuild the module
-(architecture, classes, input shape, overrides), ``metrics`` and
-``accounting`` (:func:`compress.accounting.account`: parameters, non-zeros,
-bytes; channel-pruned models also ``effective_parameters``, the count after
-coupled removal).
+(architecture, classes, input shape, overrides; for a SimKD student also
+``simkd``: ``teacher_arch``, ``teacher_overrides``, ``bottleneck``, with
+``arch``/``overrides`` the student's), ``metrics`` and ``accounting``
+(:func:`compress.accounting.account`: parameters, non-zeros, bytes; of the
+whole module, so a SimKD student's count includes its projector and the
+teacher's head). Every kind deriving a model from a model payload keeps these
+fields, so a pruned or quantized SimKD student rebuilds too. Models trained
+with masks held (``channel_prune``, ``rewind_distill``, fine-tuned ``prune``)
+also store ``masks`` (channel masks; unstructured weight masks for ``prune``)
+and ``effective_parameters`` (:func:`compress.structured.effective_parameter_count`:
+the parameters that survive the masks — after coupled channel removal, or the
+unmasked weights).
 
 One module though long: it is the list of kinds, each kind's spec constructor,
 builder and label side by side.
@@ -49,14 +61,16 @@ from analysis._validation import check_choice, check_in_range, invalid
 from .accounting import account
 from .callbacks import Distill, HoldMasks
 from .data import InMemoryDataset, load_dataset
-from .distill import DISTILLERS, make_distiller
+from .distill import make_distiller
 from .masks import apply_masks
 from .models import create_model
 from .numerics import cpu_build
 from .pruning import SCOPES, TARGETS, l1_unstructured
 from .quantize import SCHEMES, attach_activation_quant, quantize, storage_bits
 from .runtime import resolve_device
+from .simkd import SimKDStudent, build_simkd_student
 from .spec import model_root
+from .split import SPLITTABLE
 from .store import BuildContext, Spec
 from .structured import NORMS, channel_masks, effective_parameter_count, retained_fraction, rewind_to_init
 from .training import TrainConfig, accuracy, predict, train
@@ -74,6 +88,7 @@ __all__ = [
     "eval_spec",
     "channel_prune_spec",
     "rewind_distill_spec",
+    "CHANNEL_LAYERS",
     "model_from_payload",
     "label",
     "RECIPE_VERSION",
@@ -212,8 +227,19 @@ def _model_root(spec: Spec, owner: str) -> Spec:
 
 
 def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild the module a model payload describes (quantization hooks included)."""
-    model = create_model(payload["arch"], payload["num_classes"], tuple(payload["in_shape"]), **dict(payload["overrides"]))
+    """Rebuild the module a model payload describes (quantization hooks included).
+
+    A payload with a ``simkd`` field is a :class:`compress.simkd.SimKDStudent`:
+    its skeleton comes from :func:`compress.simkd.build_simkd_student`, then its state is loaded.
+    """
+    arch, num_classes, in_shape = payload["arch"], payload["num_classes"], tuple(payload["in_shape"])
+    simkd = payload.get("simkd")
+    if simkd:
+        model = build_simkd_student(arch, simkd["teacher_arch"], num_classes, in_shape,
+                                    student_overrides=dict(payload["overrides"]),
+                                    teacher_overrides=dict(simkd["teacher_overrides"]), bottleneck=simkd["bottleneck"])
+    else:
+        model = create_model(arch, num_classes, in_shape, **dict(payload["overrides"]))
     model.load_state_dict(payload["state_dict"])
     quant = payload.get("quant")
     if quant:
@@ -221,24 +247,32 @@ def model_from_payload(payload: Mapping, device: torch.device | str = "cpu") -> 
     return model.to(device).eval()
 
 
-def _init_model(arch: str, num_classes: int, in_shape: tuple, overrides, init_seed: int) -> nn.Module:
+def _init_model(arch: str, num_classes: int, in_shape: tuple, overrides, init_seed: int,
+                wrap: Callable[[nn.Module], nn.Module] | None = None) -> nn.Module:
     """A freshly initialised model whose weights depend on ``init_seed`` alone.
 
     Built on the CPU under a forked RNG, so the weights are the same on every
-    device and the caller's global RNG state is left as it was.
+    device and the caller's global RNG state is left as it was. With ``wrap``,
+    the model returned is ``wrap(model)``, called in the same RNG stream right
+    after the model's weights are drawn: what it initialises (SimKD's
+    projector) depends on ``init_seed`` alone too, and the model's own weights
+    are those it has without ``wrap``.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        return create_model(arch, num_classes, in_shape, **dict(overrides))
+        model = create_model(arch, num_classes, in_shape, **dict(overrides))
+        return model if wrap is None else wrap(model)
 
 
 def _payload(model: nn.Module, like: Mapping, *, bits: Mapping[str, int] | None = None, masks=None, **extra) -> dict:
-    """A model payload: ``like``'s architecture fields, the CPU state and accounting.
+    """A model payload: ``like``'s architecture fields (``simkd`` included), the CPU state and accounting.
 
-    Channel ``masks`` are stored too (children nest their masks in them) and
-    give the effective parameter count.
+    ``masks`` (channel masks, in which children nest theirs, or a fine-tuned
+    prune's weight masks) are stored too and give the effective parameter count.
     """
     out = {k: like[k] for k in ("arch", "num_classes", "in_shape", "overrides")}
+    if "simkd" in like:
+        out["simkd"] = like["simkd"]
     out["state_dict"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     out["accounting"] = account(model, bits=bits)
     if masks is not None:
@@ -249,10 +283,10 @@ def _payload(model: nn.Module, like: Mapping, *, bits: Mapping[str, int] | None 
 
 
 def _trained(model: nn.Module, like: Mapping, data: InMemoryDataset, spec: Spec, config: TrainConfig, seed: int,
-             callbacks: list, masks=None, **extra) -> dict:
-    """Train ``model`` with ``callbacks`` and return its payload with test accuracy and the training record."""
+             callbacks: list, masks=None, metrics: Mapping = (), **extra) -> dict:
+    """Train ``model`` with ``callbacks``; its payload with test accuracy, ``metrics`` and the training record."""
     res = train(model, data.x_train, data.y_train, config, seed=seed, callbacks=callbacks, describe=label(spec))
-    metrics = {"test_acc": accuracy(predict(model, data.x_test), data.y_test)}
+    metrics = {"test_acc": accuracy(predict(model, data.x_test), data.y_test), **dict(metrics)}
     if masks is not None:
         metrics["retained_fraction"] = retained_fraction(model, masks)
     # No wall-clock time here: a payload is a pure function of its spec (same bytes on any machine);
@@ -290,10 +324,6 @@ def train_spec(
     )
 
 
-#: Distillers that change the student's architecture (not buildable by the store yet).
-STUDENT_CHANGING = ("simkd",)
-
-
 def distill_spec(
     teacher: Spec,
     *,
@@ -328,19 +358,30 @@ def distill_spec(
         The student's initial weights. Default: the teacher's ``init_seed``, so
         a self-distilled student starts from the teacher's *initial* weights,
         as the MW paper's self-distillation does.
+
+    Notes
+    -----
+    ``simkd`` trains and stores the composite :class:`compress.simkd.SimKDStudent`:
+    the student as initialised from ``init_seed`` (the weights a ``train`` spec
+    of that seed starts from), a projector drawn in the same seeded RNG stream
+    right after the student's weights, and a frozen copy of the trained
+    teacher's head; the loss is SimKD's label-free feature MSE. Both the
+    student's and the teacher's architectures must be ones
+    :func:`compress.split.split_model` knows (the teacher not itself a SimKD student).
     """
-    if distiller in STUDENT_CHANGING:
-        # SimKD deploys encoder + projector + the teacher's head: the payload and model_from_payload must record
-        # and rebuild that composite (compress.simkd.build_simkd_student); until they do, no spec may ask for it.
-        raise invalid("distiller", "distill_spec", "a distiller the store can build (" + ", ".join(
-            d for d in DISTILLERS if d not in STUDENT_CHANGING) + "); simkd is not wired into the store yet", distiller)
     settings = make_distiller(distiller, **dict(distiller_params)).settings()
-    p = dict(_model_root(teacher, "distill_spec").params)
+    root = _model_root(teacher, "distill_spec")
+    p = dict(root.params)
     arch = p["arch"] if student_arch is None else student_arch
     if student_overrides is None:
         overrides = p["overrides"] if arch == p["arch"] else ()
     else:
         overrides = _pairs(student_overrides)
+    if distiller == "simkd":
+        if p.get("distiller") == "simkd":
+            raise invalid("teacher", "distill_spec", "a model split_model knows (not a SimKD student)", label(teacher))
+        _check_splittable("teacher", p["arch"], p["overrides"])
+        _check_splittable("student_arch", arch, overrides)
     return Spec.make(
         "distill",
         recipe=RECIPE_VERSION,
@@ -356,6 +397,18 @@ def distill_spec(
         distiller_params=_pairs(settings),
         train=_pairs(train.as_dict()),
     )
+
+
+def _check_splittable(param: str, arch: str, overrides) -> None:
+    """Raise unless :func:`compress.split.split_model` knows the class of ``arch`` (SimKD splits both models).
+
+    The model is built on the meta device: no memory, no weights, no RNG draws.
+    """
+    with torch.device("meta"):
+        model = create_model(arch, 2, (3, 32, 32), **dict(overrides))
+    if type(model) not in SPLITTABLE:
+        classes = ", ".join(cls.__name__ for cls in SPLITTABLE)
+        raise invalid(param, "distill_spec", f"an architecture split_model knows (classes {classes})", arch)
 
 
 def _model_label(spec: Spec) -> str:
@@ -374,10 +427,11 @@ def _distiller_label(spec: Spec) -> str:
     return " ".join([spec.param("distiller"), *(f"{k}={v}" for k, v in spec.param("distiller_params"))])
 
 
-def _fresh_model(data: InMemoryDataset, spec: Spec) -> tuple[nn.Module, dict]:
-    """The spec's initial model on the data's device, and the payload fields that rebuild it."""
+def _fresh_model(data: InMemoryDataset, spec: Spec, wrap: Callable[[nn.Module], nn.Module] | None = None
+                 ) -> tuple[nn.Module, dict]:
+    """The spec's initial model (``wrap``ped: :func:`_init_model`) on the data's device, and its architecture fields."""
     p = dict(spec.params)
-    model = _init_model(p["arch"], data.num_classes, data.in_shape, p["overrides"], p["init_seed"])
+    model = _init_model(p["arch"], data.num_classes, data.in_shape, p["overrides"], p["init_seed"], wrap)
     meta = {"arch": p["arch"], "num_classes": data.num_classes, "in_shape": list(data.in_shape),
             "overrides": dict(p["overrides"])}
     return model.to(data.device), meta
@@ -391,41 +445,78 @@ def _build_train(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
 
 def _build_distill(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     data = ws.dataset(spec)
-    model, meta = _fresh_model(data, spec)
-    distill = Distill(make_distiller(spec.param("distiller"), **dict(spec.param("distiller_params"))),
-                      model_from_payload(parents[0], data.device))
-    return _trained(model, meta, data, spec, TrainConfig(**dict(spec.param("train"))), spec.param("seed"), [distill])
+    distiller = make_distiller(spec.param("distiller"), **dict(spec.param("distiller_params")))
+    teacher = model_from_payload(parents[0], data.device)
+    # The distiller decides what is trained and deployed (SimKD: the composite, its projector seeded with the student).
+    model, meta = _fresh_model(data, spec, lambda student: distiller.wrap_student(student, teacher, data.in_shape))
+    if isinstance(model, SimKDStudent):
+        meta["simkd"] = {"teacher_arch": parents[0]["arch"], "teacher_overrides": dict(parents[0]["overrides"]),
+                         "bottleneck": distiller.bottleneck}
+    return _trained(model, meta, data, spec, TrainConfig(**dict(spec.param("train"))), spec.param("seed"),
+                    [Distill(distiller, teacher)])
 
 
 # --------------------------------------------------------------------------- post-hoc: prune, quantize, eval
 
 
-def prune_spec(parent: Spec, *, sparsity: float, scope: str = "global", targets: str = "weights") -> Spec:
-    """Post-hoc L1 unstructured pruning of ``parent`` (no fine-tuning): :func:`compress.pruning.l1_unstructured`.
+def prune_spec(parent: Spec, *, sparsity: float, scope: str = "global", targets: str = "weights",
+               finetune: TrainConfig | None = None, seed: int | None = None) -> Spec:
+    """L1 unstructured pruning of ``parent`` (:func:`compress.pruning.l1_unstructured`), optionally fine-tuned.
 
-    ``sparsity`` is the fraction of the ``targets`` entries zeroed (conv/linear
-    weights, or every array as the MW paper's code).
+    Parameters
+    ----------
+    sparsity : float
+        The fraction of the ``targets`` entries zeroed (conv/linear weights, or
+        every array as the MW paper's code), in [0, 1); 0 prunes nothing.
+    scope : {'global', 'layerwise'}
+    targets : {'weights', 'all_arrays'}
+    finetune : TrainConfig, optional
+        Train the pruned model with cross-entropy on the labels, masks held
+        (:class:`compress.callbacks.HoldMasks`: pruned weights stay exactly 0);
+        its payload keeps the masks. ``targets`` must be ``weights`` (zeroed
+        BatchNorm statistics would be re-estimated, not held). A SimKD
+        student's head stays frozen: fine-tuning trains its encoder and
+        projector (declared). Default: post-hoc pruning, no training.
+    seed : int, optional
+        Data order of the fine-tuning; required with ``finetune``, not allowed without.
     """
     check_in_range("sparsity", "prune_spec", sparsity, 0.0, 1.0, closed="left")
     check_choice("scope", "prune_spec", scope, SCOPES)
     check_choice("targets", "prune_spec", targets, TARGETS)
+    if finetune is None:
+        if seed is not None:
+            raise invalid("seed", "prune_spec", "None without finetune (no training, no data order)", seed)
+        return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured",
+                         sparsity=float(sparsity), scope=scope, targets=targets)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise invalid("seed", "prune_spec", "an int (the fine-tuning's data order) when finetune is given", seed)
+    if targets != "weights":
+        raise invalid("targets", "prune_spec", "'weights' when finetune is given", targets)
+    # Only fine-tuned specs carry finetune and seed: the keys of post-hoc prune specs stay as they were.
     return Spec.make("prune", parents=(parent,), recipe=RECIPE_VERSION, method="l1_unstructured",
-                     sparsity=float(sparsity), scope=scope, targets=targets)
+                     sparsity=float(sparsity), scope=scope, targets=targets, seed=seed,
+                     finetune=_pairs(finetune.as_dict()))
 
 
 def _prune_label(spec: Spec) -> str:
     p = dict(spec.params)
-    return f"prune {p['sparsity']:.0%} ({p['scope']} {p['targets']}) of {label(spec.parents[0])}"
+    tuned = f", fine-tuned seed {p['seed']}" if "finetune" in p else ""
+    return f"prune {p['sparsity']:.0%} ({p['scope']} {p['targets']}{tuned}) of {label(spec.parents[0])}"
 
 
 def _build_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     data = ws.dataset(spec)
+    p = dict(spec.params)
     model = model_from_payload(parents[0], data.device)
-    masks = l1_unstructured(model, spec.param("sparsity"), scope=spec.param("scope"), targets=spec.param("targets"))
-    acc = accuracy(predict(model, data.x_test), data.y_test)
+    masks = l1_unstructured(model, p["sparsity"], scope=p["scope"], targets=p["targets"])
     kept = sum(int(m.sum()) for m in masks.values())
     total = sum(m.numel() for m in masks.values())
-    return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": 1 - kept / max(total, 1)})
+    sparsity = 1 - kept / max(total, 1)
+    if "finetune" in p:
+        return _trained(model, parents[0], data, spec, TrainConfig(**dict(p["finetune"])), p["seed"],
+                        [HoldMasks(masks)], masks=masks, metrics={"sparsity": sparsity})
+    acc = accuracy(predict(model, data.x_test), data.y_test)
+    return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": sparsity})
 
 
 def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512, activations: bool = True) -> Spec:
@@ -473,21 +564,38 @@ def _build_eval(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
 # --------------------------------------------------------------------------- GC: channel pruning, rewinding
 
 
+#: Which layers channel pruning may shrink: ``all`` conv and linear layers (the classifier's outputs never), or
+#: ``conv`` layers only (every linear layer's outputs kept, as the MH paper's channel pruning).
+CHANNEL_LAYERS = ("all", "conv")
+
+
 def channel_prune_spec(
-    parent: Spec, *, retained_fraction: float, finetune: TrainConfig, seed: int, norm: str = "l1", scope: str = "global"
+    parent: Spec, *, retained_fraction: float, finetune: TrainConfig, seed: int, norm: str = "l1",
+    scope: str = "global", layers: str = "all",
 ) -> Spec:
     """Structured pruning of ``parent`` then fine-tuning with the masks held (:func:`compress.structured.channel_masks`).
 
     ``retained_fraction`` is the fraction of the dense *effective* parameters
     kept after coupled channel removal (why not ``sparsity``:
     :mod:`compress.pruning`). Masks nest with ``parent``'s when it is itself
-    channel-pruned (iterative pruning).
+    channel-pruned (iterative pruning); a fine-tuned ``prune`` parent, whose
+    masks are unstructured, is refused. ``layers`` is one of
+    :data:`CHANNEL_LAYERS`: with ``conv`` every ``nn.Linear`` is passed as
+    ``ignore`` (no output channel of it is pruned; the input columns of the
+    first one after the convolutions are still masked with the channels that
+    feed them: coupled removal).
     """
     check_in_range("retained_fraction", "channel_prune_spec", retained_fraction, 0.0, 1.0, closed="right")
     check_choice("norm", "channel_prune_spec", norm, NORMS)
     check_choice("scope", "channel_prune_spec", scope, SCOPES)
+    check_choice("layers", "channel_prune_spec", layers, CHANNEL_LAYERS)
+    if parent.kind == "prune" and parent.param("finetune", None) is not None:
+        raise invalid("parent", "channel_prune_spec", "a model without unstructured weight masks (channel masks nest "
+                      "only in channel masks)", label(parent))
+    # The default adds no parameter: the keys of specs made before ``layers`` existed stay as they were.
+    extra = {} if layers == "all" else {"layers": layers}
     return Spec.make("channel_prune", parents=(parent,), recipe=RECIPE_VERSION, retained_fraction=float(retained_fraction),
-                     norm=norm, scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()))
+                     norm=norm, scope=scope, seed=seed, finetune=_pairs(finetune.as_dict()), **extra)
 
 
 def _channel_prune_label(spec: Spec) -> str:
@@ -495,7 +603,8 @@ def _channel_prune_label(spec: Spec) -> str:
     while node.kind == "channel_prune":
         levels.append(f"{node.param('retained_fraction'):.0%}")
         node = node.parents[0]
-    return f"prune {'→'.join(reversed(levels))} ({spec.param('norm')}) of {label(node)}"
+    layers = "" if spec.param("layers", "all") == "all" else f" {spec.param('layers')}"
+    return f"prune {'→'.join(reversed(levels))} ({spec.param('norm')}{layers}) of {label(node)}"
 
 
 def _build_channel_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
@@ -503,8 +612,9 @@ def _build_channel_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     p = dict(spec.params)
     model = model_from_payload(parents[0], data.device)
     within = dict(parents[0]["masks"]) if parents[0].get("masks") else None
+    ignore = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)] if p.get("layers") == "conv" else None
     masks = channel_masks(model, p["retained_fraction"], norm=p["norm"], scope=p["scope"],
-                          example_inputs=data.x_train[:2], within=within)
+                          example_inputs=data.x_train[:2], ignore=ignore, within=within)
     apply_masks(model, masks)
     return _trained(model, parents[0], data, spec, TrainConfig(**dict(p["finetune"])), p["seed"], [HoldMasks(masks)],
                     masks=masks)

@@ -26,6 +26,12 @@ the teacher. It is frozen: its parameters do not require gradients (the
 training optimizer skips them), and it stays in eval mode when the student is
 put in train mode, so BatchNorm (if a head had one) keeps its statistics and a
 dropout in it (torchvision MobileNet-V2's classifier) is off.
+
+Through the artifact store, ``compress.recipes.distill_spec(teacher,
+distiller="simkd", ...)`` trains one (the student's weights from its
+``init_seed``, the projector drawn next in the same seeded RNG stream), and the
+payload's ``simkd`` field (teacher architecture and overrides, bottleneck) lets
+``compress.recipes.model_from_payload`` rebuild it with :func:`build_simkd_student`.
 """
 from __future__ import annotations
 

@@ -25,12 +25,15 @@ ResNet (tv_resnet*)       conv1, bn1, relu, maxpool, layer1-4 (``layer4``) avgpo
 CifarVGG (vgg*), VGG      features (``features``)                         avgpool, flatten, classifier
 MobileNetV1               features (``features``)                         avgpool, flatten, classifier
 MobileNetV2               features (``features``)                         global avg pool, flatten, classifier
+EfficientNet              features (``features``)                         avgpool, flatten, classifier
+TorchvisionDenseNet       features, relu (``relu``)                       avgpool, flatten, classifier
 LeNet5 (lenet5)           conv1, ReLU, pool1, conv2, ReLU, pool2           avgpool(5), flatten, fc1, ReLU, fc2,
                           (``pool2``)                                     ReLU, fc3
 ========================  ==============================================  ====================================
 
-A head's dropout (torchvision's MobileNet-V2 and VGG classifiers) is part of
-the head: in train mode it drops, as in the unsplit model.
+A head's dropout (torchvision's MobileNet-V2, EfficientNet and VGG
+classifiers) is part of the head: in train mode it drops, as in the unsplit
+model. EfficientNet's stochastic depth is in its encoder.
 """
 from __future__ import annotations
 
@@ -43,9 +46,9 @@ from torch import nn
 
 from analysis._validation import invalid
 
-from .models import CifarResNet, CifarVGG, LeNet5, MobileNetV1
+from .models import CifarResNet, CifarVGG, LeNet5, MobileNetV1, TorchvisionDenseNet
 
-__all__ = ["ModelSplit", "split_model", "SPLITTABLE"]
+__all__ = ["SPLITTABLE", "ModelSplit", "split_model"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def _tv_resnet(m: torchvision.models.ResNet) -> ModelSplit:
 
 
 def _features_pool_classifier(m: nn.Module) -> ModelSplit:
-    """CifarVGG, torchvision VGG, MobileNetV1: ``classifier(flatten(avgpool(features(x))))``."""
+    """CifarVGG, MobileNetV1, torchvision VGG and EfficientNet: ``classifier(flatten(avgpool(features(x))))``."""
     head = _seq(avgpool=m.avgpool, flatten=nn.Flatten(1), classifier=m.classifier)
     return ModelSplit(_seq(features=m.features), head, "features")
 
@@ -93,6 +96,11 @@ def _mobilenet_v2(m: torchvision.models.MobileNetV2) -> ModelSplit:
     # torchvision pools functionally (adaptive_avg_pool2d to 1×1); the module computes the same.
     head = _seq(avgpool=nn.AdaptiveAvgPool2d((1, 1)), flatten=nn.Flatten(1), classifier=m.classifier)
     return ModelSplit(_seq(features=m.features), head, "features")
+
+
+def _tv_densenet(m: TorchvisionDenseNet) -> ModelSplit:
+    head = _seq(avgpool=m.avgpool, flatten=nn.Flatten(1), classifier=m.classifier)
+    return ModelSplit(_seq(features=m.features, relu=m.relu), head, "relu")
 
 
 def _lenet5(m: LeNet5) -> ModelSplit:
@@ -110,6 +118,8 @@ SPLITTABLE: dict[type[nn.Module], Callable[[nn.Module], ModelSplit]] = {
     torchvision.models.VGG: _features_pool_classifier,
     MobileNetV1: _features_pool_classifier,
     torchvision.models.MobileNetV2: _mobilenet_v2,
+    torchvision.models.EfficientNet: _features_pool_classifier,
+    TorchvisionDenseNet: _tv_densenet,
     LeNet5: _lenet5,
 }
 

@@ -1,4 +1,4 @@
-"""Fake MW and GC worlds whose answers are known, for testing the claims' constructions (STYLE.md §14).
+"""Fake MW, GC and MH worlds whose answers are known, for testing the claims' constructions (STYLE.md §14).
 
 The worlds subclass the real ones (:class:`fixtures.mw.MWWorld`, :class:`fixtures.gc.GCWorld`) and replace
 only what the store provides — distances, accuracies, CKA — so a claim reads them through the real
@@ -37,12 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
+from compress.designs import MHPair, MHUnit
 from fixtures.gc import GCSettings, GCUnit, GCWorld
+from fixtures.mh import MHSettings, MHWorld, Point
 from fixtures.mw import MWExperiment, MWSettings, MWUnit, MWWorld
 from fixtures.profile import Experiment, Profile
 
 __all__ = ["Acc", "Rel", "MWCell", "Truth", "FakeMWWorld", "mw_world", "GCDesign", "FakeGCWorld", "gc_world",
-           "GC_LAYERS", "fake_profile"]
+           "GC_LAYERS", "fake_profile", "MH_LEVELS", "Curve", "flat", "FakeMHWorld", "mh_world"]
 
 _SCALES = ("relative", "points")
 _ANCHORS = ("fresh", "own")
@@ -407,3 +409,92 @@ def gc_world(rng: np.random.Generator, design: GCDesign = GCDesign()) -> FakeGCW
             for m in unit.mixed_at(lv):
                 accuracy[m] = accuracy[distilled[lv]] - design.distilled_minus_mixed(lv) + next(noise)
     return FakeGCWorld(profile=fake_profile("gc", settings), store=None, units=units, ckas=ckas, accuracy=accuracy)
+
+
+# --------------------------------------------------------------------------- MH
+#
+# **MH.** A fake world gives every (pair, seed) its three pruning curves (student by weights, by channels,
+# teacher by weights) directly: accuracy and parameters per level, built by the scenario from the pair's
+# random effect and the seed's noise (:func:`mh_world`). The claims then find breakpoints, PE and
+# iso-accuracy counts through the real code (``MHWorld.curve``/``breakpoint`` read these points), so a
+# scenario designs the per-seed value a claim computes and the null boundary sits exactly where it puts it.
+
+MH_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MH_P0 = 1e5  # parameters of every unpruned fake model
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One pruning curve of a fake world: accuracy (%) and parameters at each level."""
+
+    accuracy: tuple[float, ...]
+    parameters: tuple[float, ...]
+
+
+def flat(accuracy: float, log_end: float, levels: Sequence[float] = MH_LEVELS) -> Curve:
+    """Constant accuracy (so the breakpoint is the sparsest level under a 'drop' rule); log parameters falling
+    linearly from log ``MH_P0`` at level 0 to log ``MH_P0`` + ``log_end`` at the last level (``log_end`` ≤ 0)."""
+    if log_end > 0:
+        raise ValueError(f"flat: log_end must be <= 0 (parameters never grow with pruning); got {log_end!r}")
+    top = levels[-1]
+    return Curve(tuple(accuracy for _ in levels), tuple(MH_P0 * math.exp(log_end * lv / top) for lv in levels))
+
+
+@dataclass(kw_only=True)
+class FakeMHWorld(MHWorld):
+    """An MH world whose points (accuracy, parameters) come from designed curves; model ids are strings."""
+
+    points: dict[str, Point]
+
+    def point(self, spec: str) -> Point:
+        return self.points[spec]
+
+    def role_of(self, spec: str) -> str:
+        return spec.rsplit("/", 1)[-1].split(":")[0]
+
+    def curve_figures(self, dataset: str, counting: str = "coupled") -> list[str]:
+        return []
+
+    def pe_figure(self, dataset, counting, bars) -> list[str]:
+        return []
+
+    def sparsity_figure(self, dataset: str, level: float) -> list[str]:
+        return []
+
+    def normalized_figure(self, dataset: str, counting: str) -> list[str]:
+        return []
+
+
+def mh_world(rng: np.random.Generator, draw: Callable, *, pairs: int = 6, seeds: int = 3,
+             levels: Sequence[float] = MH_LEVELS, pair_halfwidth: float = 0.2, seed_halfwidth: float = 0.1,
+             students: Sequence[str] | None = None) -> FakeMHWorld:
+    """Draw a fake MH world. Per pair j a random effect ``u_j`` (bounded, symmetric, half-width
+    ``pair_halfwidth``), per seed a noise ``e`` (``seed_halfwidth``); ``draw(u_j + e)`` returns the unit's
+    ``{"weight": Curve, "channel": Curve, "teacher": Curve}`` (the channel curve's level 0 is the weight
+    curve's: one model in both, as in the real design). Every count is the same under both counting rules."""
+    settings = MHSettings(datasets=("digits",), pairs=tuple({"teacher": "t", "student": s}
+                                                         for s in (students or [f"s{j}" for j in range(pairs)])),
+                          seeds=tuple(range(seeds)), levels=tuple(levels))
+    units, points = [], {}
+    for j, pair_spec in enumerate(settings.pairs):
+        pair = MHPair(pair_spec["teacher"], pair_spec["student"], "digits")
+        u_j = _bounded(rng, pair_halfwidth)
+        for s in range(seeds):
+            curves = draw(u_j + _bounded(rng, seed_halfwidth))
+            prefix = f"{pair.id}/seed{s}"
+            ids = {m: {lv: f"{prefix}/{role}:{lv}" for lv in levels}
+                   for m, role in (("weight", "weight_pruned"), ("channel", "channel_pruned"),
+                                   ("teacher", "teachers"))}
+            ids["channel"][levels[0]] = ids["weight"][levels[0]]
+            for m, c in curves.items():
+                for i, lv in enumerate(levels):
+                    if m == "channel" and i == 0:
+                        continue
+                    n = int(round(c.parameters[i]))
+                    points[ids[m][lv]] = Point(accuracy=float(c.accuracy[i]), coupled=n, nonzero=n, num_classes=10)
+            units.append(MHUnit(pair, s, f"{prefix}/teachers:trained", f"{prefix}/students:simkd", ids["weight"],
+                                ids["channel"], ids["teacher"]))
+    for u in units:
+        points.setdefault(u.teacher, points[u.teacher_weight[levels[0]]])
+        points.setdefault(u.student, points[u.weight[levels[0]]])
+    return FakeMHWorld(profile=fake_profile("mh", settings), store=None, units=units, points=points)

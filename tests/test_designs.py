@@ -36,3 +36,23 @@ def test_gc_units_are_a_tree_per_seed_and_cka_reads_one_level():
     assert not {m.key for m in u.models()} & {m.key for m in units[1].models()}
     cka = gc_cka_spec(u, 0.3, n_inputs=16, data_seed=0, debiased=False)
     assert cka.kind == "layer_cka" and cka.parents == (u.pruned[0.3], u.distilled[0.3], *u.mixed_at(0.3))
+
+
+def test_mh_units_share_no_model_across_pairs_even_with_a_common_teacher():
+    from compress.designs import MH_ROLES, MHPair, mh_units
+
+    options = {"shape": [1, 8, 8], "n_train": 64, "n_test": 32}
+    teacher = {"width": 0.125}
+    pairs = [MHPair("resnet18", "lenet5", "fake", teacher, (), options), MHPair("resnet18", "lenet5", "fake",
+                                                                              teacher, (), options)]
+    units = mh_units(pairs, seeds=[0, 1], levels=[0.0, 0.5, 0.9], train=TRAIN, kd_train=TRAIN, finetune=TRAIN)
+    assert [u.id for u in units] == [f"fake-resnet18[width=0.125]-lenet5/seed{s}" for s in (0, 1)] * 2
+    keys = [{m.key for m in u.models()} for u in units]
+    assert all(not keys[i] & keys[j] for i in range(4) for j in range(i + 1, 4))  # the same teacher arch, no shared model
+    u = units[0]
+    assert set(u.by_role()) == set(MH_ROLES)
+    assert u.weight[0.0] is u.channel[0.0] and u.weight[0.0].param("sparsity") == 0.0  # level 0: one model
+    assert u.channel[0.5].kind == "channel_prune" and u.channel[0.5].param("retained_fraction") == 0.5
+    assert u.channel[0.5].param("layers") == "conv" and u.channel[0.5].parents == (u.student,)  # one-shot
+    assert u.student.param("distiller") == "simkd" and u.student.parents == (u.teacher,)
+    assert u.teacher_weight[0.9].parents == (u.teacher,)

@@ -167,10 +167,11 @@ def _registered_claims():
 
     from fixtures.plugin import ROOT
 
-    for module in ("test_functional_perspective", "test_orthogonality"):
+    for module in ("test_functional_perspective", "test_orthogonality", "test_pruning_after_distillation"):
         spec = importlib.util.spec_from_file_location(f"_claims_{module}", ROOT / "claims" / f"{module}.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    return [REGISTRY[f"MW-{i}"] for i in range(1, 10)] + [REGISTRY[f"GC-{i}"] for i in range(1, 7)]
+    return ([REGISTRY[f"MW-{i}"] for i in range(1, 10)] + [REGISTRY[f"GC-{i}"] for i in range(1, 7)]
+            + [REGISTRY[f"MH-{i}"] for i in range(1, 7)])
 
 
 def _specs(profile, claims):

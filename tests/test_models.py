@@ -14,8 +14,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from compress import models
 from analysis._validation import InvalidParameterError
+from compress import models
 from compress.models import create_model, list_models, model_info, register_model
 
 NUM_CLASSES = 7
@@ -23,13 +23,15 @@ ALL = list_models()
 CIFAR_STYLE = [n for n in ALL if not n.startswith("tv_")]
 TORCHVISION = [n for n in ALL if n.startswith("tv_")]
 # Over ~2 s per build + step on one core; kept in the default run.
-SLOW = {"tv_vgg11_bn"}
+SLOW = {"tv_vgg11_bn", "tv_resnet101", "tv_resnet152"}
 # Full-width step on batch 2 instead of 4 (CPU time).
-HEAVY = {"resnet50", "vgg19", "tv_resnet50", "tv_vgg11_bn"}
+HEAVY = {"resnet50", "vgg19", "tv_resnet50", "tv_vgg11_bn", "tv_resnet101", "tv_resnet152",
+         "tv_densenet161", "tv_densenet201", "tv_efficientnet_b4", "tv_efficientnet_b5"}
 REQUIRED = {
     "lenet5", "resnet18", "resnet34", "resnet50", "vgg11", "vgg16", "vgg19",
     "mobilenet_v1", "mobilenet_v2", "tv_resnet18", "tv_resnet50", "tv_mobilenet_v2",
-    "tv_vgg11_bn",
+    "tv_vgg11_bn", "tv_resnet34", "tv_resnet101", "tv_resnet152", "tv_densenet161",
+    "tv_densenet169", "tv_densenet201", *(f"tv_efficientnet_b{i}" for i in range(6)),
 }
 # (in_shape, width override?) per data set; digits uses the narrow ci-profile width.
 CASES = {"digits": ((1, 8, 8), 0.25), "mnist": ((1, 28, 28), None), "cifar": ((3, 32, 32), None)}
@@ -294,6 +296,34 @@ def test_vgg_skips_pools_on_one_pixel_maps_keeping_indices(in_shape, pools):
     assert sum(isinstance(m, nn.Identity) for m in model.features) == 5 - pools
     reference = _build("vgg11", (in_shape[0], 32, 32), width=0.125)
     assert model.state_dict().keys() == reference.state_dict().keys()
+
+
+@pytest.mark.parametrize(
+    ("in_shape", "pools"), [((3, 32, 32), 3), ((1, 28, 28), 2), ((1, 8, 8), 1), ((1, 3, 40), 0)]
+)
+def test_densenet_skips_transition_pools_on_one_pixel_maps(in_shape, pools):
+    # Stem quarters the input (ceil), each transition pool halves it (floor): 8 px → 2 → 1.
+    with torch.device("meta"):
+        model = create_model("tv_densenet169", 10, in_shape)
+        reference = torchvision.models.densenet169(num_classes=10)
+    kept = [isinstance(getattr(model.features, f"transition{i}").pool, nn.AvgPool2d) for i in (1, 2, 3)]
+    assert kept == [True] * pools + [False] * (3 - pools)
+    assert model.state_dict().keys() == reference.state_dict().keys()
+
+
+def test_densenet_computes_torchvisions_forward_without_overwriting_its_features():
+    in_shape = (3, 32, 32)
+    model = _build("tv_densenet169", in_shape).eval()
+    reference = torchvision.models.densenet169(num_classes=NUM_CLASSES).eval()
+    reference.load_state_dict(model.state_dict())
+    kept = {}
+    model.features.register_forward_hook(lambda _m, _i, out: kept.setdefault("features", out.clone()))
+    model.features.register_forward_hook(lambda _m, _i, out: kept.setdefault("seen", out))
+    x = torch.randn(2, *in_shape, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    # torchvision's forward applies an in-place ReLU to this output; ours leaves it as it was.
+    assert torch.equal(kept["seen"], kept["features"]) and (kept["features"] < 0).any()
 
 
 @pytest.mark.parametrize(

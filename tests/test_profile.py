@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import fixtures.gc  # noqa: F401  (registers the [gc] section)
+import fixtures.mh  # noqa: F401  (registers the [mh] section)
 import fixtures.mw  # noqa: F401  (registers the [mw] section)
 from fixtures.profile import PROFILE_DIR, Profile, ProfileError, list_profiles, load_profile, train_config
 
@@ -208,3 +209,42 @@ def test_deviations_apply_by_claim_pattern(tmp_path):
 
 def test_profile_error_is_a_value_error():
     assert issubclass(ProfileError, ValueError)
+
+
+# ----------------------------------------------------------------------------- [mh]
+MH = """
+[mh]
+datasets = ["fake"]
+data_options = { shape = [1, 8, 8] }
+pairs = [
+  { teacher = "resnet18", student = "lenet5", teacher_overrides = { width = 0.125 } },
+]
+seeds = [0, 1]   # per pair
+levels = [0.0, 0.5, 0.9]
+breakpoint_rule = "drop<=1"
+"""
+
+
+def test_mh_section_loads_with_its_defaults(tmp_path):
+    sec = _load(tmp_path, GOOD + MH).section("mh")
+    assert sec.levels == (0.0, 0.5, 0.9) and sec.simkd_bottleneck == 2 and sec.channel_layers == "conv"
+    assert sec.effects.mh1_ratio == 1.25 and sec.require_compression
+
+
+@pytest.mark.parametrize(("line_start", "new_line", "needles"), [
+    ('  { teacher = "resnet18"', '  { teacher = "resnet1800", student = "lenet5" },',
+     ["unknown architecture 'resnet1800'", "resnet18", "lenet5"]),
+    ('  { teacher = "resnet18"', '  { teacher = "lenet5", student = "resnet18" },',
+     ["student resnet18", "is not smaller than its teacher lenet5", "require_compression"]),
+    ('  { teacher = "resnet18"', '  { teacher = "resnet18", student = "lenet5", tutor = "x" },', ["unknown keys: ['tutor']"]),
+    ("levels =", "levels = [0.0, 0.5, 1.0]", ["mh.levels", "[0.0, 0.5, 1.0]", "in [0, 1)"]),
+    ("levels =", "levels = [0.0, 0.9, 0.5]", ["mh.levels", "strictly increasing"]),
+    ("levels =", "levels = [0.1, 0.5]", ["mh.levels", "starting at 0"]),
+    ("breakpoint_rule =", 'breakpoint_rule = "drop < one"', ["mh.breakpoint_rule", "'drop < one'", "drop<=x"]),
+    ("seeds = [0, 1]   # per pair", "seeds = [0, 1000]", ["mh.seeds", "[0, 1000)"]),
+    ("datasets =", 'datasets = ["cifar1000"]', ["unknown dataset(s) ['cifar1000']", "digits"]),
+])
+def test_bad_mh_values_are_named_before_any_training(tmp_path, line_start, new_line, needles):
+    message = _problems(tmp_path, _replace(line_start, new_line, GOOD + MH))
+    for needle in needles:
+        assert needle in message, message

@@ -82,6 +82,9 @@ def test_specs_are_keyed_by_what_changes_the_model():
     assert prune_spec(_train(), sparsity=0.3).param("sparsity") == 0.3
     assert prune_spec(_train(), sparsity=0.3).param("targets") == "weights"
     assert prune_spec(_train(), sparsity=0.3, targets="all_arrays") != prune_spec(_train(), sparsity=0.3)
+    # Fine-tuning adds its parameters; post-hoc specs keep the keys they always had (no finetune, no seed).
+    assert {k for k, _ in prune_spec(_train(), sparsity=0.3).params} == {"recipe", "method", "sparsity", "scope", "targets"}
+    assert prune_spec(_train(), sparsity=0.3, finetune=ONE_EPOCH, seed=0) != prune_spec(_train(), sparsity=0.3)
     assert quantize_spec(_train(), "int8").param("scheme") == "int8"
     assert quantize_spec(_train(), "int8").param("activations") is True
 
@@ -290,6 +293,7 @@ MODEL_SPECS = {
     "distill": distill_spec(_train(), seed=24, train=ONE_EPOCH),
     "prune": prune_spec(_train(), sparsity=0.5),
     "prune all_arrays": prune_spec(_train(), sparsity=0.5, targets="all_arrays"),
+    "prune fine-tuned": prune_spec(_train(), sparsity=0.5, finetune=_FINETUNE, seed=0),
     "quantize": quantize_spec(_train(), "int8", calib_n=64),
     "quantize weights only": quantize_spec(_train(), "int4", activations=False),
     "channel_prune": _CHANNEL,
@@ -339,6 +343,11 @@ def test_every_model_payload_carries_its_accounting(store, data, name):
         masks = payload["masks"]
         assert acc["effective_parameters"] == effective_parameter_count(model, masks) < acc["parameters"]
         assert count_parameters(physically_remove(model, masks, data.x_train[:2])) == acc["effective_parameters"]
+    elif name == "prune fine-tuned":  # weight masks: the unmasked entries are what remains
+        masks = payload["masks"]
+        removed = sum(int(m.eq(0).sum()) for m in masks.values())
+        assert acc["effective_parameters"] == effective_parameter_count(model, masks) == acc["parameters"] - removed
+        assert acc["nonzero"] <= acc["effective_parameters"]
     else:
         assert "effective_parameters" not in acc
 
@@ -358,6 +367,7 @@ def test_every_kind_has_a_label():
         "distill": "distill lenet5/fake init 5 seed 24 hinton teacher_weight=0.5 temperature=3.0",
         "prune": "prune 50% (global weights)" + of_base,
         "prune all_arrays": "prune 50% (global all_arrays)" + of_base,
+        "prune fine-tuned": "prune 50% (global weights, fine-tuned seed 0)" + of_base,
         "quantize": "quantize int8" + of_base,
         "quantize weights only": "quantize int4 weights only" + of_base,
         "channel_prune": "prune 60% (l1)" + of_base,
@@ -366,6 +376,8 @@ def test_every_kind_has_a_label():
     }
     nested = channel_prune_spec(_CHANNEL, retained_fraction=0.3, finetune=_FINETUNE, seed=0)
     assert label(nested) == "prune 60%→30% (l1)" + of_base
+    conv = channel_prune_spec(_train(), retained_fraction=0.6, finetune=_FINETUNE, seed=0, layers="conv")
+    assert label(conv) == "prune 60% (l1 conv)" + of_base
     # A kind this module does not know: its parameters are listed.
     assert label(Spec.make("probe", parents=(_train(),), layer="fc1")) == "probe layer=fc1" + of_base
 

@@ -257,13 +257,3 @@ def test_distill_refuses_a_student_that_is_not_wrapped():
 def test_loss_before_bind_says_what_is_missing():
     with pytest.raises(InvalidParameterError, match="call bind"):
         SimKD().loss(None, None, None, {"projector": torch.zeros(1, 2, 1, 1)}, {})
-
-
-def test_the_store_refuses_a_simkd_spec_until_it_can_rebuild_the_composite():
-    from analysis._validation import InvalidParameterError
-    from compress.recipes import distill_spec, train_spec
-    from compress.training import TrainConfig
-
-    teacher = train_spec("resnet18", "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1))
-    with pytest.raises(InvalidParameterError, match="simkd is not wired into the store yet"):
-        distill_spec(teacher, seed=1, train=TrainConfig(epochs=1), distiller="simkd", student_arch="lenet5")

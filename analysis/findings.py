@@ -145,12 +145,18 @@ class Comparison:
 
     def summary_line(self) -> str:
         """``"31 supported, 20 known not supported, 0 changed, 0 shifted, 1 fragile flip, 0 added, 0 removed"``."""
+        # "changed" counts the verdict changes that gate the run; a reported-only (not asserted) instance's
+        # change (SH-3's timings, say) is listed apart.
+        changed = [c for c in self.of("changed") if c.asserted]
         line = (f"{self.counts['supported']} supported, {self.known_not_supported} known not supported, "
-                f"{len(self.of('changed'))} changed, {len(self.of('shifted'))} shifted, "
+                f"{len(changed)} changed, {len(self.of('shifted'))} shifted, "
                 f"{len(self.of('fragile-flip'))} fragile flip{'s' if len(self.of('fragile-flip')) != 1 else ''}, "
                 f"{len(self.of('added'))} added, {len(self.of('removed'))} removed")
         if self.of("error"):
             line += f", {len(self.of('error'))} error{'s' if len(self.of('error')) != 1 else ''}"
+        reported = len(self.of("changed")) - len(changed)
+        if reported:
+            line += f", {reported} reported-only change{'s' if reported != 1 else ''}"
         return line
 
     def lines(self) -> list[str]:

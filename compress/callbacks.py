@@ -25,7 +25,10 @@ from .masks import MaskHolder, MaskSet, apply_masks, validate_masks
 from .quantize import QUANT_SCOPES, fake_quant_weight, quant_layers
 from .training import Batch, Callback, TrainConfig, predict
 
-__all__ = ["HoldMasks", "Distill", "FakeQuant"]
+__all__ = ["HoldMasks", "Distill", "FakeQuant", "FEATURE_CACHE_BYTES"]
+
+#: The most memory :class:`Distill` spends on caching a frozen teacher's training-set features (1 GiB).
+FEATURE_CACHE_BYTES = 1 << 30
 
 
 class HoldMasks(Callback):
@@ -100,7 +103,15 @@ class Distill(Callback):
     trained with the student's. At the start the distiller's
     :meth:`~compress.distill.Distiller.bind` sees the student and the teacher
     (SimKD checks that the student is its wrapped composite and names the
-    teacher's feature module there).
+    teacher's feature module there), then its
+    :meth:`~compress.distill.Distiller.setup` sees them with the whole training
+    input (FitNets builds its regressor, CRD its embeddings and memory banks;
+    the other strategies do nothing). A distiller whose ``needs_index`` is True
+    gets ``index=batch.index`` as an extra keyword of its ``loss``. A feature
+    distiller whose ``cache_teacher_features`` is True (FitNets, CRD) gets the
+    teacher's logits and features computed once on the whole training set when
+    there is no augmentation and they fit in :data:`FEATURE_CACHE_BYTES`
+    (SimKD keeps its per-batch teacher forward: its stored students were built so).
 
     Parameters
     ----------
@@ -117,6 +128,7 @@ class Distill(Callback):
             raise invalid("teacher", "Distill", "an nn.Module", teacher)
         self.distiller, self.teacher = distiller, teacher
         self._teacher_logits: torch.Tensor | None = None
+        self._teacher_features: dict | None = None
         self._taps: list[_FeatureTap] = []
         self._label_smoothing = 0.0
 
@@ -125,30 +137,51 @@ class Distill(Callback):
         self.teacher.eval()
         d.to(x.device).train()
         d.bind(model, self.teacher)
+        d.setup(model, self.teacher, x)
         self._label_smoothing = config.label_smoothing
         self._taps = [_FeatureTap(model, d.student_features, "student"),
                       _FeatureTap(self.teacher, d.teacher_features, "teacher")]
         if config.augment == "none" and not d.needs_features:
             self._teacher_logits = predict(self.teacher, x)
+        elif config.augment == "none" and d.cache_teacher_features:
+            self._teacher_logits, self._teacher_features = self._teacher_outputs(x, self._taps[1])
+
+    def _teacher_outputs(self, x: torch.Tensor, tap: _FeatureTap) -> tuple:
+        """The frozen teacher's logits and tapped features on the whole training set, once (no augmentation: every
+        epoch would recompute the same numbers). Kept only while they fit in :data:`FEATURE_CACHE_BYTES`."""
+        logits, feats = [], {}
+        with torch.no_grad():
+            for start in range(0, x.shape[0], 256):
+                logits.append(self.teacher(x[start:start + 256]))
+                for name, f in tap.features.items():
+                    feats.setdefault(name, []).append(f)
+                size = sum(sum(t.numel() * t.element_size() for t in v) for v in feats.values())
+                if size / (start + 256) * x.shape[0] > FEATURE_CACHE_BYTES:
+                    return None, None  # too large: the teacher runs on every batch instead
+        return torch.cat(logits), {name: torch.cat(v) for name, v in feats.items()}
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.distiller.parameters()
 
     def loss(self, batch: Batch, loss: torch.Tensor) -> torch.Tensor:
         student_tap, teacher_tap = self._taps
+        teacher_features = teacher_tap.features
         if self._teacher_logits is not None:
             teacher_logits = self._teacher_logits[batch.index]
+            if self._teacher_features is not None:
+                teacher_features = {name: f[batch.index] for name, f in self._teacher_features.items()}
         else:
             with torch.no_grad():
                 teacher_logits = self.teacher(batch.x)
+        extra = {"index": batch.index} if self.distiller.needs_index else {}
         return self.distiller.loss(batch.logits, teacher_logits, batch.y, student_tap.features,
-                                   teacher_tap.features, label_smoothing=self._label_smoothing)
+                                   teacher_features, label_smoothing=self._label_smoothing, **extra)
 
     def on_train_end(self) -> None:
         for tap in self._taps:
             tap.remove()
         self._taps = []
-        self._teacher_logits = None
+        self._teacher_logits = self._teacher_features = None
         self.distiller.eval()
 
 

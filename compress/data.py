@@ -8,10 +8,18 @@ Datasets (one registry, :func:`load_dataset` is the entry point):
 
 - ``digits``: scikit-learn's 8x8 handwritten digits; ships inside scikit-learn,
   so it needs no network. Stratified train/test split fixed by ``seed``.
+- ``colour_digits``: the same images and split as ``digits``, painted in RGB
+  with a random ink and background colour per image (drawn from ``seed``,
+  independent of the label), so colour is a nuisance variable and the class
+  depends on shape only.
 - ``mnist``, ``cifar10``, ``cifar100``: the torchvision datasets read from
   ``root`` (``--data-root``); downloaded only when ``download=True``.
 - ``fake``: Gaussian noise around class-dependent mean patterns, generated
   from ``seed``; learnable, for smoke tests.
+
+:func:`pixel_stats` gives the per-channel (mean, std) that maps a dataset's
+normalized images back to pixels in [0, 1] (e.g. to jitter their colours,
+compress/jitter.py).
 
 Missing files raise :class:`DatasetNotFoundError` naming the exact paths, and
 :func:`check_available` raises it without loading anything, so a bad data root
@@ -39,15 +47,16 @@ from torch import Tensor
 from analysis._validation import check_choice, check_in_range, invalid
 
 __all__ = [
-    "dataset_options",
-    "dataset_shape",
     "CHANNEL_STATS",
     "DatasetNotFoundError",
     "InMemoryDataset",
     "check_available",
+    "dataset_options",
+    "dataset_shape",
     "expected_paths",
     "list_datasets",
     "load_dataset",
+    "pixel_stats",
 ]
 
 # Per-channel (mean, std) of the *training* pixels scaled to [0, 1], the
@@ -254,22 +263,35 @@ def _class_mean_patterns(gen: torch.Generator, num_classes: int, shape: tuple[in
 # the option names and defaults are read from its signature.
 
 
-def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3) -> InMemoryDataset:
+def _split_digits(seed: int, test_fraction: float, owner: str) -> tuple[np.ndarray, ...]:
+    """scikit-learn's digits as ink in [0, 1], split stratified by ``seed``.
+
+    Returns ``(x_train, x_test, y_train, y_test, idx_train, idx_test, class_names)``:
+    float32 ``(N, 8, 8)`` images, int labels, the images' indices in ``load_digits()``
+    (the one split of ``digits`` and ``colour_digits``), and the class names.
+    """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    owner = "load_dataset('digits')"
     check_in_range("test_fraction", owner, test_fraction, 0.0, 1.0)
     bunch = load_digits()
     images = bunch.images.astype(np.float32) / 16.0  # pixel counts 0..16 -> [0, 1]
     try:
-        x_tr, x_te, y_tr, y_te = train_test_split(
-            images, bunch.target, test_size=test_fraction, random_state=seed, stratify=bunch.target
+        # The split depends on the number of rows, stratify and random_state only, so the
+        # indices ride along without changing which images land where.
+        x_tr, x_te, y_tr, y_te, i_tr, i_te = train_test_split(
+            images, bunch.target, np.arange(len(images)), test_size=test_fraction, random_state=seed,
+            stratify=bunch.target
         )
     except ValueError as err:  # a split too small to hold every class
         raise invalid("test_fraction", owner, "a float in (0, 1) leaving every class in both splits",
                       test_fraction) from err
-    mean, std = float(x_tr.mean()), float(x_tr.std())
+    return x_tr, x_te, y_tr, y_te, i_tr, i_te, tuple(str(int(t)) for t in bunch.target_names)
+
+
+def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3) -> InMemoryDataset:
+    x_tr, x_te, y_tr, y_te, _, _, class_names = _split_digits(seed, test_fraction, "load_dataset('digits')")
+    mean, std = _digits_stats(x_tr)
     return InMemoryDataset(
         name="digits",
         x_train=torch.from_numpy((x_tr - mean) / std).unsqueeze(1).contiguous(),
@@ -277,7 +299,78 @@ def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction:
         x_test=torch.from_numpy((x_te - mean) / std).unsqueeze(1).contiguous(),
         y_test=torch.from_numpy(y_te).to(torch.int64),
         num_classes=10,
-        class_names=tuple(str(int(t)) for t in bunch.target_names),
+        class_names=class_names,
+    )
+
+
+def _digits_stats(x_train: np.ndarray) -> tuple[float, float]:
+    """(mean, std) of all training pixels of ``digits`` (one channel, population std)."""
+    return float(x_train.mean()), float(x_train.std())
+
+
+#: Per-image colours of ``colour_digits``: (low, high) of hue, saturation and value, drawn
+#: uniformly. Bright, saturated ink on a dark, greyish background: any hue, and the shape
+#: stays visible (ink value >= 0.7 > 0.4 >= background value) whatever the colours.
+_INK_HSV = ((0.0, 1.0), (0.5, 1.0), (0.7, 1.0))
+_BACKGROUND_HSV = ((0.0, 1.0), (0.0, 0.5), (0.0, 0.4))
+
+
+def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
+    """HSV in [0, 1] (each ``(N,)``) -> RGB in [0, 1], ``(N, 3)``: ``v - v s clamp(min(k, 4 - k), 0, 1)``.
+
+    ``k = (n + 6 h) mod 6`` with ``n = 5, 3, 1`` for red, green, blue (the standard
+    piecewise-linear hexcone formula).
+    """
+    channels = []
+    for n in (5.0, 3.0, 1.0):
+        k = torch.remainder(6.0 * h + n, 6.0)
+        channels.append(v - v * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0))
+    return torch.stack(channels, dim=1)
+
+
+def _colour_digits(seed: int, test_fraction: float, owner: str) -> tuple:
+    """``colour_digits`` before normalization.
+
+    Returns ``(x_train, x_test, y_train, y_test, class_names, (mean, std))``: float32
+    RGB images in [0, 1], shape ``(N, 3, 8, 8)``, int labels, and the per-channel
+    mean and population std of the training pixels.
+    """
+    x_tr, x_te, y_tr, y_te, i_tr, i_te, class_names = _split_digits(seed, test_fraction, owner)
+    # One draw of 6 uniforms per image of load_digits(), in its order, before any split:
+    # an image's colours depend on the seed and its index only, never on its label.
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand((len(i_tr) + len(i_te), 6), generator=gen, dtype=torch.float32)
+    low = torch.tensor([r[0] for r in _INK_HSV + _BACKGROUND_HSV], dtype=torch.float32)
+    high = torch.tensor([r[1] for r in _INK_HSV + _BACKGROUND_HSV], dtype=torch.float32)
+    hsv = low + (high - low) * u
+    ink_rgb, bg_rgb = _hsv_to_rgb(*hsv[:, :3].unbind(1)), _hsv_to_rgb(*hsv[:, 3:].unbind(1))
+
+    def paint(ink: np.ndarray, idx: np.ndarray) -> Tensor:
+        ink_t, idx_t = torch.from_numpy(ink).unsqueeze(1), torch.from_numpy(idx)
+        return (ink_t * ink_rgb[idx_t, :, None, None] + (1.0 - ink_t) * bg_rgb[idx_t, :, None, None]).contiguous()
+
+    rgb_tr, rgb_te = paint(x_tr, i_tr), paint(x_te, i_te)
+    pixels = rgb_tr.double()
+    stats = (tuple(pixels.mean(dim=(0, 2, 3)).tolist()), tuple(pixels.std(dim=(0, 2, 3), correction=0).tolist()))
+    return rgb_tr, rgb_te, y_tr, y_te, class_names, stats
+
+
+def _load_colour_digits(
+    *, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3
+) -> InMemoryDataset:
+    x_tr, x_te, y_tr, y_te, class_names, (mean, std) = _colour_digits(
+        seed, test_fraction, "load_dataset('colour_digits')"
+    )
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return InMemoryDataset(
+        name="colour_digits",
+        x_train=((x_tr - mean_t) / std_t).contiguous(),
+        y_train=torch.from_numpy(y_tr).to(torch.int64),
+        x_test=((x_te - mean_t) / std_t).contiguous(),
+        y_test=torch.from_numpy(y_te).to(torch.int64),
+        num_classes=10,
+        class_names=class_names,
     )
 
 
@@ -369,6 +462,7 @@ def _load_cifar100(*, root: Path, seed: int, download: bool) -> InMemoryDataset:
 _LOADERS: dict[str, Callable[..., InMemoryDataset]] = {
     "cifar10": _load_cifar10,
     "cifar100": _load_cifar100,
+    "colour_digits": _load_colour_digits,
     "digits": _load_digits,
     "fake": _load_fake,
     "mnist": _load_mnist,
@@ -390,7 +484,7 @@ _MNIST_LEGACY = ("MNIST/processed/training.pt", "MNIST/processed/test.pt")
 
 
 #: (in_shape, num_classes) of the datasets whose shape does not depend on options.
-_SHAPES = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
+_SHAPES = {"digits": ((1, 8, 8), 10), "colour_digits": ((3, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10),
            "cifar100": ((3, 32, 32), 100)}
 
 
@@ -430,7 +524,7 @@ def dataset_size(name: str, **options: object) -> tuple[int, int]:
     valid = dataset_options(name)
     if name in _SIZES:
         return _SIZES[name]
-    if name == "digits":
+    if name in ("digits", "colour_digits"):  # one split
         n_test = math.ceil(_DIGITS_EXAMPLES * float(options.get("test_fraction", valid["test_fraction"])))
         return _DIGITS_EXAMPLES - n_test, n_test
     return int(options.get("n_train", valid["n_train"])), int(options.get("n_test", valid["n_test"]))
@@ -460,7 +554,7 @@ def expected_paths(name: str, root: str | os.PathLike[str] | None) -> list[Path]
     name : str
         One of :func:`list_datasets`.
     root : path-like or None
-        Data root (``--data-root``). Ignored for ``digits`` and ``fake``.
+        Data root (``--data-root``). Ignored for ``digits``, ``colour_digits`` and ``fake``.
 
     Returns
     -------
@@ -485,7 +579,7 @@ def check_available(name: str, root: str | os.PathLike[str] | None) -> None:
     """Raise :class:`DatasetNotFoundError` unless dataset ``name``'s files exist under ``root``.
 
     Checks existence only (no checksums, no loading), so it is cheap enough to
-    run before any training. A no-op for ``digits`` and ``fake``.
+    run before any training. A no-op for ``digits``, ``colour_digits`` and ``fake``.
     """
     paths = expected_paths(name, root)
     missing = [p for p in paths if not p.is_file()]
@@ -519,12 +613,13 @@ def load_dataset(
         Data root holding the torchvision files (``--data-root``); required
         for ``mnist``, ``cifar10`` and ``cifar100``, ignored otherwise.
     seed : int, default 0
-        Fixes the train/test split of ``digits`` and the samples of ``fake``;
+        Fixes the train/test split of ``digits`` and ``colour_digits`` (the same
+        split for both), the colours of ``colour_digits`` and the samples of ``fake``;
         the torchvision datasets have a fixed official split.
     download : bool, default False
         Let torchvision download missing files into ``root`` (needs network).
     **options
-        Per-dataset options: ``digits``: ``test_fraction=0.3``; ``fake``:
+        Per-dataset options: ``digits`` and ``colour_digits``: ``test_fraction=0.3``; ``fake``:
         ``shape=(3, 32, 32)``, ``num_classes=10``, ``n_train=512``,
         ``n_test=256``; the torchvision datasets take none.
 
@@ -546,16 +641,64 @@ def load_dataset(
     _check_seed(seed, owner)
     if not isinstance(download, bool):
         raise invalid("download", owner, "a bool", download)
-    loader = _LOADERS[name]
-    valid = [p.name for p in inspect.signature(loader).parameters.values()
-             if p.kind is p.KEYWORD_ONLY and p.name not in ("root", "seed", "download")]
+    _check_options(name, options)
+    if name in _FILES:
+        root = _require_root(name, root, owner)
+        if download:
+            root.mkdir(parents=True, exist_ok=True)
+    return _LOADERS[name](root=None if root is None else Path(root), seed=seed, download=download, **options)
+
+
+def _check_options(name: str, options: dict[str, object]) -> None:
+    """Raise unless every key of ``options`` is an option of dataset ``name``'s loader."""
+    valid = list(dataset_options(name))
     for key in options:
         if key not in valid:
             expected = (f"keyword options among {', '.join(map(repr, valid))}" if valid
                         else f"empty ({name} takes no options)")
             raise invalid("options", f"load_dataset({name!r})", expected, key)
-    if name in _FILES:
-        root = _require_root(name, root, owner)
-        if download:
-            root.mkdir(parents=True, exist_ok=True)
-    return loader(root=None if root is None else Path(root), seed=seed, download=download, **options)
+
+
+def pixel_stats(name: str, *, seed: int = 0, **options: object) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` that :func:`load_dataset` normalized dataset ``name`` with.
+
+    ``x_pixels = x * std + mean`` maps the loaded images back to pixels in [0, 1]
+    (what :func:`compress.jitter.colour_jitter` needs), and ``(x_pixels - mean) / std``
+    maps them forward again. The same constants :func:`load_dataset` used, so pass
+    the same ``seed`` and options: for ``digits`` and ``colour_digits`` they are
+    computed on the training split (recomputed here, no tensors are kept; both
+    datasets are small), for the torchvision datasets they are :data:`CHANNEL_STATS`
+    (no files needed).
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets` except ``fake`` (Gaussian noise, no pixel space).
+    seed : int, default 0
+        The ``seed`` passed to :func:`load_dataset`.
+    **options
+        The options passed to :func:`load_dataset`.
+
+    Returns
+    -------
+    tuple
+        ``(mean, std)``, each a tuple of floats with one entry per channel.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown ``name`` or option, ``fake``, or an option value out of range.
+    """
+    owner = "pixel_stats"
+    check_choice("name", owner, name, list_datasets())
+    _check_seed(seed, owner)
+    _check_options(name, options)
+    if name in CHANNEL_STATS:
+        return CHANNEL_STATS[name]
+    opts = {**dataset_options(name), **options}
+    if name == "digits":
+        mean, std = _digits_stats(_split_digits(seed, opts["test_fraction"], f"{owner}('digits')")[0])
+        return (mean,), (std,)
+    if name == "colour_digits":
+        return _colour_digits(seed, opts["test_fraction"], f"{owner}('colour_digits')")[-1]
+    raise invalid("name", owner, "a dataset of images in pixel space (not 'fake', which is Gaussian noise)", name)

@@ -31,6 +31,12 @@ lower level (a tree); and the layer-wise CKA of each (seed, level).
 teacher T; SimKD student S (label-free; the teacher's head reused, frozen);
 S pruned by weights and by channels at every level and T pruned by weights,
 each fine-tuned with its masks held.
+
+**SH** (Saeed, Haroon & Khan), per seed (:func:`sh_units`): a VGG-11 base, its
+per-layer sensitivity analysis, pruned copies at the overall target with
+per-layer ratios from it and a uniform sparsity sweep (each fine-tuned), PTQ
+and QAT with an FP32 control, VGG-16/19 teachers and their VGG-11 students by
+each distillation method, Grad-CAM maps and colour-jittered evaluations.
 """
 from __future__ import annotations
 
@@ -39,13 +45,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from .layer_cka import layer_cka_spec
-from .recipes import channel_prune_spec, distill_spec, prune_spec, quantize_spec, rewind_distill_spec, train_spec
+from .recipes import (
+    channel_prune_spec,
+    distill_spec,
+    prune_spec,
+    quantize_spec,
+    rewind_distill_spec,
+    train_spec,
+)
 from .spec import Spec
 from .training import TrainConfig
 
-__all__ = ["ModelSetup", "MWUnit", "MW_ROLES", "KD_VARIANTS", "PRUNE_VARIANTS", "mw_units",
-           "GCUnit", "GC_ROLES", "gc_units", "gc_cka_spec", "MHPair", "MHUnit", "MH_ROLES", "MH_METHODS", "mh_seed",
-           "mh_units"]
+__all__ = [
+    "GC_ROLES",
+    "KD_VARIANTS",
+    "MH_METHODS",
+    "MH_ROLES",
+    "MW_ROLES",
+    "PRUNE_VARIANTS",
+    "SHKD",
+    "SH_PRUNED",
+    "SH_ROLES",
+    "GCUnit",
+    "MHPair",
+    "MHUnit",
+    "MWUnit",
+    "ModelSetup",
+    "SHUnit",
+    "gc_cka_spec",
+    "gc_units",
+    "mh_seed",
+    "mh_units",
+    "mw_units",
+    "sh_units",
+]
 
 
 @dataclass(frozen=True)
@@ -292,4 +325,133 @@ def mh_units(pairs: Sequence[MHPair], *, seeds: Sequence[int], levels: Sequence[
                                                               finetune=finetune, seed=s, layers=channel_layers)
                  for lv in levels}
             units.append(MHUnit(pair, seed, teacher, student, w, c, {lv: weight(teacher, lv) for lv in levels}))
+    return units
+
+
+# --------------------------------------------------------------------------- SH
+
+#: The roles of the SH design (what an SH claim names in ``needs=``).
+SH_ROLES = ("base", "sensitivity", "pruned", "sweep", "quantized", "qat", "teachers", "students", "cams", "jittered")
+#: The pruning instances of SH-1/SH-9: (method, scope) of the 25 % models; ``paper`` is SH-1's declared variant.
+SH_PRUNED = (("unstructured", "all"), ("structured", "all"), ("structured", "conv"))
+
+
+@dataclass(frozen=True)
+class SHKD:
+    """One distillation method of SH-6…8: the distiller's name and parameters (``hint``: FitNets, …)."""
+
+    name: str
+    distiller: str
+    params: Any = ()
+    teacher_layers: Any = ()  # teacher name -> the teacher's hint layer (FitNets), pairs or mapping
+
+    def params_for(self, teacher: str) -> dict:
+        """The distiller's parameters for one teacher (its hint layer added where the method has one)."""
+        layers = dict(self.teacher_layers)
+        return {**dict(self.params), **({"teacher_layer": layers[teacher]} if teacher in layers else {})}
+
+
+@dataclass(frozen=True)
+class SHUnit:
+    """One seed of the SH experiment: VGG-11 base B with everything derived from it, and the seed's teachers and
+    their students.
+
+    ``pruned``: (method, scope) → B pruned to the overall target with per-layer ratios from B's sensitivity
+    analysis, the output layer fine-tuned; ``sweep``: level → B pruned uniformly (L1 unstructured) and fine-tuned
+    alike; ``ptq``: scheme → post-training quantized B; ``qat``: (scope, bits) → B fine-tuned with fake
+    quantization; ``control``: B fine-tuned as long in FP32, ``control_ptq``: (scope, bits) → its PTQ;
+    ``teachers``: name → teacher; ``students``: (teacher, method) → VGG-11 student; ``cams``: name → Grad-CAM
+    spec; ``jittered``: name → colour-jittered evaluation.
+    """
+
+    seed: int
+    base: Spec
+    sensitivity: Spec
+    pruned: dict
+    sweep: dict
+    ptq: dict
+    qat: dict
+    control: Spec
+    control_ptq: dict
+    teachers: dict
+    students: dict
+    cams: dict
+    jittered: dict
+
+    @property
+    def id(self) -> str:
+        return f"seed{self.seed}"
+
+    def by_role(self) -> dict[str, list[Spec]]:
+        return {"base": [self.base], "sensitivity": [self.sensitivity], "pruned": list(self.pruned.values()),
+                "sweep": list(self.sweep.values()), "quantized": list(self.ptq.values()),
+                "qat": [*self.qat.values(), self.control, *self.control_ptq.values()],
+                "teachers": list(self.teachers.values()), "students": list(self.students.values()),
+                "cams": list(self.cams.values()), "jittered": list(self.jittered.values())}
+
+    def models(self) -> list[Spec]:
+        return [m for specs in self.by_role().values() for m in specs]
+
+
+def sh_units(student: ModelSetup, teachers: Mapping[str, ModelSetup], *, seeds: Sequence[int], train: TrainConfig,
+             teacher_train: TrainConfig, kd_train: TrainConfig, finetune: TrainConfig, qat_train: TrainConfig,
+             sensitivity_levels: Sequence[float], target: float, sweep_levels: Sequence[float], eps: float,
+             cap: float, ptq_schemes: Sequence[str], ptq_activations: bool, qat_bits: Sequence[int],
+             qat_scopes: Sequence[str], kd: Sequence[SHKD], cam_images: int, jitter: Mapping,
+             trainable: str = "last") -> list[SHUnit]:
+    """One :class:`SHUnit` per seed s (init and data order s for every model of the seed).
+
+    B: ``student`` trained from scratch (``train``). Its sensitivity analysis at ``sensitivity_levels``; pruned
+    copies at ``target`` (unstructured and structured over every layer; structured over the convolutions, the
+    paper's variant), per-layer ratios allocated from the sensitivity (``eps``, ``cap``); the ``sweep_levels``
+    pruned uniformly; each fine-tuned (``finetune``, ``trainable`` layers). PTQ of B at ``ptq_schemes``
+    (``ptq_activations``: layer inputs too, integer schemes over conv+linear). QAT of B at each of
+    ``qat_bits`` × ``qat_scopes`` (``qat_train``) and the FP32 control fine-tuned as long, then its PTQ
+    (weights only, each scope and bit width). Teachers trained from scratch (``teacher_train``); per teacher
+    and ``kd`` method a VGG-11 student from B's initial weights (``kd_train``). Grad-CAM maps (``cam_images``)
+    of B, the pruned models of SH-9, the teachers and the students; colour-jittered evaluation (``jitter``) of
+    the teachers and students.
+    """
+    from .recipes import distill_spec, quantize_spec
+    from .sh_recipes import (
+        eval_jitter_spec,
+        finetune_spec,
+        gradcam_spec,
+        layer_prune_spec,
+        sensitivity_spec,
+    )
+
+    units = []
+    for s in seeds:
+        base = student.trained(s, s, train)
+        sens = sensitivity_spec(base, levels=tuple(sensitivity_levels))
+
+        def pruned(method, scope, level, allocation="sensitivity", s=s, base=base, sens=sens):
+            return layer_prune_spec(base, method=method, target=float(level), allocation=allocation,
+                                    sensitivity=sens if allocation == "sensitivity" else None, scope=scope,
+                                    finetune=finetune, seed=s, trainable=trainable, eps=eps, cap=cap)
+
+        pruned_models = {(m, sc): pruned(m, sc, target) for m, sc in SH_PRUNED}
+        sweep = {float(lv): pruned("unstructured", "all", lv, "uniform") for lv in sweep_levels}
+        ptq = {q: quantize_spec(base, q, activations=ptq_activations) for q in ptq_schemes}
+        qat = {(sc, b): finetune_spec(base, finetune=qat_train, seed=s, qat_bits=int(b), qat_scope=sc)
+               for sc in qat_scopes for b in qat_bits}
+        control = finetune_spec(base, finetune=qat_train, seed=s)
+        control_ptq = {(sc, b): quantize_spec(control, f"int{b}", activations=False, scope=sc)
+                       for sc in qat_scopes for b in qat_bits}
+        teacher_models = {name: t.trained(s, s, teacher_train) for name, t in teachers.items()}
+        students = {(name, k.name): distill_spec(t, seed=s, train=kd_train, distiller=k.distiller,
+                                                 distiller_params=k.params_for(name), student_arch=student.arch,
+                                                 student_overrides=student.overrides, init_seed=s)
+                    for name, t in teacher_models.items() for k in kd}
+        cam_of = {"base": base, "unstructured": pruned_models[("unstructured", "all")],
+                  "structured": pruned_models[("structured", "all")],
+                  **{f"teacher {n}": t for n, t in teacher_models.items()},
+                  **{f"{t} {m}": st for (t, m), st in students.items()}}
+        cams = {name: gradcam_spec(spec, n_images=cam_images) for name, spec in cam_of.items()}
+        jitter_of = {**{f"teacher {n}": t for n, t in teacher_models.items()},
+                     **{f"{t} {m}": st for (t, m), st in students.items()}}
+        jittered = {name: eval_jitter_spec(spec, jitter=jitter, jitter_seed=0) for name, spec in jitter_of.items()}
+        units.append(SHUnit(s, base, sens, pruned_models, sweep, ptq, qat, control, control_ptq, teacher_models,
+                            students, cams, jittered))
     return units

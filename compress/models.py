@@ -49,6 +49,7 @@ __all__ = [
     "Bottleneck",
     "CifarResNet",
     "CifarVGG",
+    "ClassicVGG",
     "LeNet5",
     "MobileNetV1",
     "TorchvisionDenseNet",
@@ -423,6 +424,64 @@ class CifarVGG(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class ClassicVGG(nn.Module):
+    """VGG in torchvision's layout with its real three-layer classifier, at any width and input size.
+
+    ``features`` is torchvision's ``make_layers`` sequence (conv, [BatchNorm],
+    ReLU, max-pool 'M'), so module names are torchvision's (VGG-11 without
+    BatchNorm: ``features.0, .3, .6, .8, .11, .13, .16, .18``); ``avgpool``
+    pools to ``pool_size`` squared; ``classifier`` is Linear(c·p², h), ReLU,
+    Dropout, Linear(h, h), ReLU, Dropout, Linear(h, classes)
+    (``classifier.0/.3/.6``): most parameters live there, as in the real VGG
+    (≈ 93 % of VGG-11's with a 100-class head). A max-pool that would bring
+    the map below ``min_map`` pixels becomes ``nn.Identity`` (so a Grad-CAM
+    on 8×8 digits can keep an 8×8 last map). Initialisation as torchvision's
+    VGG: Kaiming-normal (fan-out) convs, N(0, 0.01) linears, zero biases.
+    """
+
+    def __init__(self, cfg: Sequence[int | str], *, num_classes: int, in_shape: tuple[int, int, int],
+                 width: float = 1.0, fc_width: int = 4096, batch_norm: bool = False, min_map: int = 1,
+                 pool_size: int = 7, dropout: float = 0.5):
+        super().__init__()
+        channels, h, w = in_shape
+        size = (h, w)
+        layers: list[nn.Module] = []
+        for v in cfg:
+            if v == "M":
+                if min(size) // 2 >= min_map and _can_downsample(size):
+                    layers.append(nn.MaxPool2d(2))
+                    size = (size[0] // 2, size[1] // 2)
+                else:
+                    layers.append(nn.Identity())
+            else:
+                out = _scaled(int(v), width)
+                layers.append(nn.Conv2d(channels, out, 3, padding=1))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(out))
+                layers.append(nn.ReLU())
+                channels = out
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * pool_size * pool_size, fc_width), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(fc_width, fc_width), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(fc_width, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
 # --------------------------------------------------------------------------- MobileNets
 
 # (out_channels, stride) of each depthwise-separable block; CIFAR strides.
@@ -620,6 +679,41 @@ def vgg19(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.
                     width=_check_width(width, "vgg19"))
 
 
+def _classic_vgg(name: str, num_classes: int, in_shape: tuple[int, int, int], width: float, fc_width: int | None,
+                 batch_norm: bool, min_map: int) -> nn.Module:
+    width = _check_width(width, name)
+    if fc_width is None:
+        fc_width = _scaled(4096, width)
+    if isinstance(fc_width, bool) or not isinstance(fc_width, int) or fc_width < 1:
+        raise invalid("fc_width", name, "a positive int (the classifier's hidden units)", fc_width)
+    if isinstance(min_map, bool) or not isinstance(min_map, int) or min_map < 1:
+        raise invalid("min_map", name, "a positive int (pools never bring the map below it)", min_map)
+    check_choice("batch_norm", name, batch_norm, (False, True))
+    return ClassicVGG(_VGG_CFGS[name.removesuffix("_fc")], num_classes=num_classes, in_shape=in_shape, width=width,
+                      fc_width=fc_width, batch_norm=batch_norm, min_map=min_map)
+
+
+@register_model
+def vgg11_fc(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0, fc_width: int | None = None,
+             batch_norm: bool = False, min_map: int = 1) -> nn.Module:
+    """VGG-11 in torchvision's layout with the three-layer classifier (hidden 4096·width), any input size."""
+    return _classic_vgg("vgg11_fc", num_classes, in_shape, width, fc_width, batch_norm, min_map)
+
+
+@register_model
+def vgg16_fc(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0, fc_width: int | None = None,
+             batch_norm: bool = False, min_map: int = 1) -> nn.Module:
+    """VGG-16 in torchvision's layout with the three-layer classifier (hidden 4096·width), any input size."""
+    return _classic_vgg("vgg16_fc", num_classes, in_shape, width, fc_width, batch_norm, min_map)
+
+
+@register_model
+def vgg19_fc(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0, fc_width: int | None = None,
+             batch_norm: bool = False, min_map: int = 1) -> nn.Module:
+    """VGG-19 in torchvision's layout with the three-layer classifier (hidden 4096·width), any input size."""
+    return _classic_vgg("vgg19_fc", num_classes, in_shape, width, fc_width, batch_norm, min_map)
+
+
 @register_model
 def mobilenet_v1(*, num_classes: int, in_shape: tuple[int, int, int],
                  width: float = 1.0) -> nn.Module:
@@ -677,6 +771,30 @@ def tv_vgg11_bn(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Modul
     model = _torchvision(torchvision.models.vgg11_bn, num_classes, in_shape)
     _skip_small_pools(model.features, in_shape[1:])
     return model
+
+
+def _tv_vgg(builder: ModelFn, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    model = _torchvision(builder, num_classes, in_shape)
+    _skip_small_pools(model.features, in_shape[1:])
+    return model
+
+
+@register_model
+def tv_vgg11(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision VGG-11 (no BatchNorm: the SH paper's model), ImageNet definition, no weights."""
+    return _tv_vgg(torchvision.models.vgg11, num_classes, in_shape)
+
+
+@register_model
+def tv_vgg16(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision VGG-16 (no BatchNorm), ImageNet definition, no weights."""
+    return _tv_vgg(torchvision.models.vgg16, num_classes, in_shape)
+
+
+@register_model
+def tv_vgg19(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+    """torchvision VGG-19 (no BatchNorm), ImageNet definition, no weights."""
+    return _tv_vgg(torchvision.models.vgg19, num_classes, in_shape)
 
 
 @register_model

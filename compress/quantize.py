@@ -116,7 +116,7 @@ def attach_activation_quant(model: nn.Module, scheme: str, act_ranges: dict[str,
 
 @torch.no_grad()
 def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = None,
-             activations: bool = True) -> tuple[nn.Module, dict[str, float]]:
+             activations: bool = True, scope: str = "conv+linear") -> tuple[nn.Module, dict[str, float]]:
     """Return a quantized deep copy of ``model`` and its activation ranges (empty for weights only).
 
     Parameters
@@ -128,8 +128,17 @@ def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = No
         Also quantize the input of every conv/linear layer. ``False``: weights
         only, as the MW paper's code (TensorFlow Lite float16 weights;
         dynamic-range int8 keeps float activations).
+    scope : {'conv+linear', 'linear'}
+        Which layers' weights an integer scheme quantizes (``linear``: the
+        classifier only, as torchao's int8 configurations act on
+        ``nn.Linear``). Float schemes round every tensor; ``linear`` is
+        weights-only (``activations=False``).
     """
     check_choice("scheme", "quantize", scheme, SCHEMES)
+    check_choice("scope", "quantize", scope, QUANT_SCOPES)
+    if activations and scope != "conv+linear":
+        raise invalid("activations", "quantize", f"False with scope {scope!r} (activation ranges cover every "
+                      "conv/linear layer)", activations)
     if not isinstance(activations, bool):
         raise invalid("activations", "quantize", "True or False", activations)
     if activations and scheme not in _FLOAT and calib_x is None:
@@ -143,7 +152,7 @@ def quantize(model: nn.Module, scheme: str, *, calib_x: torch.Tensor | None = No
     else:
         if activations:
             ranges = calibrate(q, calib_x)
-        for _, m in quant_layers(q):
+        for _, m in quant_layers(q, scope):
             m.weight.copy_(fake_quant_weight(m.weight, BITS[scheme]))
     if activations:
         attach_activation_quant(q, scheme, ranges)

@@ -22,8 +22,10 @@ Kinds registered here (:data:`KINDS`):
               reset to the teacher's (parent 1) *initial* weights, trained
               with a distiller from the teacher, masks held fixed (GC thesis)
 
-Another module adds a kind with :func:`register_kind` (a paper's layer-wise
-CKA, Grad-CAM maps); :func:`make_builders` serves every kind registered when
+Another module adds a kind with :func:`register_kind` (GC's layer-wise CKA in
+:mod:`compress.layer_cka`; SH's sensitivity analysis, layer-allocated pruning,
+fine-tuning/QAT, Grad-CAM maps and colour-jittered evaluation in
+:mod:`compress.sh_recipes`); :func:`make_builders` serves every kind registered when
 it is called. A kind whose specs make a model from data (``train``,
 ``distill``) carries the parameters ``arch``, ``dataset``, ``data_seed``,
 ``data_options``, ``overrides`` and ``init_seed``; every other spec finds its
@@ -60,13 +62,13 @@ from analysis._validation import check_choice, check_in_range, invalid
 
 from .accounting import account
 from .callbacks import Distill, HoldMasks
-from .data import InMemoryDataset, load_dataset
-from .distill import make_distiller
+from .data import InMemoryDataset, dataset_shape, load_dataset
+from .distill import check_hint_pair, make_distiller
 from .masks import apply_masks
 from .models import create_model
 from .numerics import cpu_build
 from .pruning import SCOPES, TARGETS, l1_unstructured
-from .quantize import SCHEMES, attach_activation_quant, quantize, storage_bits
+from .quantize import QUANT_SCOPES, SCHEMES, attach_activation_quant, quantize, storage_bits
 from .runtime import resolve_device
 from .simkd import SimKDStudent, build_simkd_student
 from .spec import model_root
@@ -285,7 +287,12 @@ def _payload(model: nn.Module, like: Mapping, *, bits: Mapping[str, int] | None 
 def _trained(model: nn.Module, like: Mapping, data: InMemoryDataset, spec: Spec, config: TrainConfig, seed: int,
              callbacks: list, masks=None, metrics: Mapping = (), **extra) -> dict:
     """Train ``model`` with ``callbacks``; its payload with test accuracy, ``metrics`` and the training record."""
-    res = train(model, data.x_train, data.y_train, config, seed=seed, callbacks=callbacks, describe=label(spec))
+    # Global RNG draws during training (dropout; a distiller's fresh modules such as FitNets' regressor) come from
+    # the spec's seed, so the bytes do not depend on what the worker process built before. Forked: the caller's
+    # RNG is left as it was. (No earlier model drew from it while training: their bytes are unchanged.)
+    with torch.random.fork_rng(devices=[data.device] if data.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        res = train(model, data.x_train, data.y_train, config, seed=seed, callbacks=callbacks, describe=label(spec))
     metrics = {"test_acc": accuracy(predict(model, data.x_test), data.y_test), **dict(metrics)}
     if masks is not None:
         metrics["retained_fraction"] = retained_fraction(model, masks)
@@ -382,6 +389,8 @@ def distill_spec(
             raise invalid("teacher", "distill_spec", "a model split_model knows (not a SimKD student)", label(teacher))
         _check_splittable("teacher", p["arch"], p["overrides"])
         _check_splittable("student_arch", arch, overrides)
+    if distiller == "fitnets":
+        _check_hint_layers(p, arch, overrides, settings)
     return Spec.make(
         "distill",
         recipe=RECIPE_VERSION,
@@ -397,6 +406,15 @@ def distill_spec(
         distiller_params=_pairs(settings),
         train=_pairs(train.as_dict()),
     )
+
+
+def _check_hint_layers(teacher_params: Mapping, arch: str, overrides, settings: Mapping) -> None:
+    """Raise unless FitNets' hint layers exist and give maps of one spatial size (meta device: no weights, no RNG)."""
+    in_shape, classes = dataset_shape(teacher_params["dataset"], **dict(teacher_params["data_options"]))
+    with torch.device("meta"):
+        student = create_model(arch, classes, in_shape, **dict(overrides))
+        teacher = create_model(teacher_params["arch"], classes, in_shape, **dict(teacher_params["overrides"]))
+    check_hint_pair(student, teacher, settings["student_layer"], settings["teacher_layer"], in_shape)
 
 
 def _check_splittable(param: str, arch: str, overrides) -> None:
@@ -519,19 +537,28 @@ def _build_prune(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     return _payload(model, parents[0], metrics={"test_acc": acc, "sparsity": sparsity})
 
 
-def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512, activations: bool = True) -> Spec:
+def quantize_spec(parent: Spec, scheme: str, *, calib_n: int = 512, activations: bool = True,
+                  scope: str = "conv+linear") -> Spec:
     """Post-hoc quantization of ``parent`` (:func:`compress.quantize.quantize`): weights, and layer inputs if ``activations``.
 
-    Integer schemes calibrate activation ranges on ``calib_n`` training inputs.
+    Integer schemes calibrate activation ranges on ``calib_n`` training inputs. ``scope`` (one of
+    :data:`compress.quantize.QUANT_SCOPES`): the layers whose weights an integer scheme quantizes; ``linear``
+    needs ``activations=False``.
     """
     check_choice("scheme", "quantize_spec", scheme, SCHEMES)
+    check_choice("scope", "quantize_spec", scope, QUANT_SCOPES)
+    if activations and scope != "conv+linear":
+        raise invalid("activations", "quantize_spec", f"False with scope {scope!r}", activations)
+    # The default scope adds no parameter: the keys of specs made before it existed stay as they were.
+    extra = {} if scope == "conv+linear" else {"scope": scope}
     return Spec.make("quantize", parents=(parent,), recipe=RECIPE_VERSION, scheme=scheme, calib_n=calib_n,
-                     activations=bool(activations))
+                     activations=bool(activations), **extra)
 
 
 def _quantize_label(spec: Spec) -> str:
     weights_only = "" if spec.param("activations") else " weights only"
-    return f"quantize {spec.param('scheme')}{weights_only} of {label(spec.parents[0])}"
+    scope = "" if spec.param("scope", "conv+linear") == "conv+linear" else f" {spec.param('scope')}"
+    return f"quantize {spec.param('scheme')}{scope}{weights_only} of {label(spec.parents[0])}"
 
 
 def _build_quantize(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
@@ -540,7 +567,7 @@ def _build_quantize(ws: Workspace, spec: Spec, parents: list, ctx) -> dict:
     scheme, activations = spec.param("scheme"), spec.param("activations")
     g = torch.Generator().manual_seed(0)
     calib = data.x_train[torch.randperm(data.n_train, generator=g)[: spec.param("calib_n")].to(data.device)]
-    q, ranges = quantize(model, scheme, calib_x=calib, activations=activations)
+    q, ranges = quantize(model, scheme, calib_x=calib, activations=activations, scope=spec.param("scope", "conv+linear"))
     acc = accuracy(predict(q, data.x_test), data.y_test)
     quant = {"scheme": scheme, "act_ranges": ranges} if activations else None
     return _payload(q, parents[0], bits=storage_bits(q, scheme), quant=quant, metrics={"test_acc": acc})
@@ -661,3 +688,4 @@ register_kind("rewind_distill", spec=rewind_distill_spec, build=_build_rewind_di
 
 # Paper-specific kinds register in this table from their own modules (imported last: they use the above).
 from . import layer_cka as _layer_cka  # noqa: E402,F401
+from . import sh_recipes as _sh_recipes  # noqa: E402,F401

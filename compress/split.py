@@ -23,6 +23,7 @@ class (registry names)    encoder (ends at ``feature_module``)            head
 CifarResNet (resnet*)     conv1, bn1, ReLU, layer1-4 (``layer4``)          avgpool, flatten, fc
 ResNet (tv_resnet*)       conv1, bn1, relu, maxpool, layer1-4 (``layer4``) avgpool, flatten, fc
 CifarVGG (vgg*), VGG      features (``features``)                         avgpool, flatten, classifier
+ClassicVGG (vgg*_fc)      features (``features``)                         avgpool, flatten, classifier
 MobileNetV1               features (``features``)                         avgpool, flatten, classifier
 MobileNetV2               features (``features``)                         global avg pool, flatten, classifier
 EfficientNet              features (``features``)                         avgpool, flatten, classifier
@@ -46,7 +47,7 @@ from torch import nn
 
 from analysis._validation import invalid
 
-from .models import CifarResNet, CifarVGG, LeNet5, MobileNetV1, TorchvisionDenseNet
+from .models import CifarResNet, CifarVGG, ClassicVGG, LeNet5, MobileNetV1, TorchvisionDenseNet
 
 __all__ = ["SPLITTABLE", "ModelSplit", "split_model"]
 
@@ -115,6 +116,7 @@ SPLITTABLE: dict[type[nn.Module], Callable[[nn.Module], ModelSplit]] = {
     CifarResNet: _cifar_resnet,
     torchvision.models.ResNet: _tv_resnet,
     CifarVGG: _features_pool_classifier,
+    ClassicVGG: _features_pool_classifier,
     torchvision.models.VGG: _features_pool_classifier,
     MobileNetV1: _features_pool_classifier,
     torchvision.models.MobileNetV2: _mobilenet_v2,

@@ -178,7 +178,7 @@ def test_mnist_writer_headers(tmp_path):
 
 
 def test_list_datasets():
-    assert list_datasets() == ["cifar10", "cifar100", "digits", "fake", "mnist"]
+    assert list_datasets() == ["cifar10", "cifar100", "colour_digits", "digits", "fake", "mnist"]
 
 
 def test_unknown_dataset_names_value_and_choices():

@@ -10,7 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analysis._validation import InvalidParameterError
-from compress.distill import (DISTILLERS, Distiller, HintonKD, KDConfig, MWCodeKD, SimKD, hinton_kd_loss, make_distiller,
+from compress.distill import (DISTILLERS, CRDKD, Distiller, FitNetsKD, HintonKD, KDConfig, MWCodeKD, SimKD, hinton_kd_loss,
+                              make_distiller,
                               soft_kl)
 
 FAST = settings(max_examples=30, deadline=None)
@@ -175,8 +176,10 @@ def test_soft_term_nonnegative_and_shift_invariant(seed, temperature, shift):
 HINTON = ("hinton", "hinton_code")
 
 
-def test_distillers_table_names_both_hinton_variants_and_simkd():
-    assert DISTILLERS == {"hinton": HintonKD, "hinton_code": MWCodeKD, "simkd": SimKD}  # SimKD: tests/test_simkd.py
+def test_distillers_table_names_both_hinton_variants_simkd_fitnets_and_crd():
+    # SimKD: tests/test_simkd.py; FitNets and CRD: tests/test_distill_features.py
+    assert DISTILLERS == {"hinton": HintonKD, "hinton_code": MWCodeKD, "simkd": SimKD, "fitnets": FitNetsKD,
+                          "crd": CRDKD}
     for name in HINTON:
         d = make_distiller(name, temperature=2.0, teacher_weight=0.25)
         assert type(d) is DISTILLERS[name] and isinstance(d, Distiller)
@@ -201,10 +204,10 @@ def test_make_distiller_fills_defaults_and_normalizes_numbers():
 
 def test_unknown_distiller_lists_the_known_ones():
     with pytest.raises(InvalidParameterError) as info:
-        make_distiller("fitnets")
+        make_distiller("attention")
     msg = str(info.value)
-    assert msg == ("The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd'. "
-                   "Got 'fitnets' instead.")
+    assert msg == ("The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd', "
+                   "'fitnets', 'crd'. Got 'attention' instead.")
 
 
 def test_unknown_distiller_parameter_lists_the_known_ones():

@@ -167,11 +167,12 @@ def _registered_claims():
 
     from fixtures.plugin import ROOT
 
-    for module in ("test_functional_perspective", "test_orthogonality", "test_pruning_after_distillation"):
+    for module in ("test_functional_perspective", "test_orthogonality", "test_pruning_after_distillation",
+                   "test_vgg11_compression"):
         spec = importlib.util.spec_from_file_location(f"_claims_{module}", ROOT / "claims" / f"{module}.py")
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
     return ([REGISTRY[f"MW-{i}"] for i in range(1, 10)] + [REGISTRY[f"GC-{i}"] for i in range(1, 7)]
-            + [REGISTRY[f"MH-{i}"] for i in range(1, 7)])
+            + [REGISTRY[f"MH-{i}"] for i in range(1, 7)] + [REGISTRY[f"SH-{i}"] for i in range(1, 10)])
 
 
 def _specs(profile, claims):

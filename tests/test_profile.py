@@ -192,7 +192,7 @@ def test_experiment_names_are_checked_against_the_registries(tmp_path):
     text = GOOD.replace('arch = "lenet5", dataset = "fake"', 'arch = "lenet7", dataset = "imagenet"')
     msg = _problems(tmp_path, text)
     assert "'mw.experiments[0].arch' key must be one of" in msg and "Got 'lenet7' instead." in msg
-    assert "'mw.experiments[0].dataset' key must be one of cifar10, cifar100, digits, fake, mnist" in msg
+    assert "'mw.experiments[0].dataset' key must be one of cifar10, cifar100, colour_digits, digits, fake, mnist" in msg
 
 
 def test_section_must_be_a_table_and_deviations_need_their_keys(tmp_path):

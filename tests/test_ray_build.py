@@ -62,12 +62,12 @@ def _smoke_specs():
 
 
 def test_ray_builds_exactly_the_artifacts_of_a_plain_build_byte_for_byte(tmp_path):
-    """The smoke profile's whole DAG (196 artifacts: every kind, MW, GC and MH)."""
+    """The smoke profile's whole DAG (300 artifacts: every kind, MW, GC, MH and SH)."""
     specs = _smoke_specs()
     result = build_with_ray(specs, tmp_path / "ray")
     assert result.ok and len(result.built) == len({a.key for s in specs for a in s.ancestors()})
     ArtifactStore(tmp_path / "plain", make_builders(Workspace(device="cpu"))).build_all(specs)
-    assert _payloads(tmp_path / "ray") == _payloads(tmp_path / "plain") and len(result.built) == 196
+    assert _payloads(tmp_path / "ray") == _payloads(tmp_path / "plain") and len(result.built) == 300
     again = build_with_ray(specs, tmp_path / "ray")  # a warm store: nothing to do, no task started
     assert again.ok and again.built == []
 
@@ -102,7 +102,7 @@ def test_pytest_claims_with_the_ray_executor_builds_then_a_plain_run_trains_noth
 
     res = run_claims(tmp_path, "--profile", "smoke", "--executor", "ray", "--update-findings")
     assert res.returncode == 0, output(res)
-    assert "ray: building 196 artifacts" in output(res) and "ray: 196/196 done" in output(res)
+    assert "ray: building 300 artifacts" in output(res) and "ray: 300/300 done" in output(res)
     warm = run_claims(tmp_path, "--profile", "smoke")
     assert warm.returncode == 0, output(warm)
     assert "0 changed" in output(warm) and "train lenet5" not in output(warm)

@@ -29,6 +29,7 @@ from compress.recipes import (
     rewind_distill_spec,
     train_spec,
 )
+from compress.sh_recipes import finetune_spec, layer_prune_spec
 from compress.store import ArtifactStore, Spec
 from compress.structured import effective_parameter_count, physically_remove
 from compress.training import TrainConfig, accuracy, predict
@@ -63,7 +64,8 @@ def data():
 
 def test_builders_cover_every_registered_kind():
     assert set(make_builders(Workspace(device="cpu"))) == set(KINDS) == {
-        "train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill", "layer_cka"}
+        "train", "distill", "prune", "quantize", "eval", "channel_prune", "rewind_distill", "layer_cka",
+        "sensitivity", "layer_prune", "finetune", "gradcam", "eval_jitter"}  # the last five: tests/test_sh_recipes.py
     assert all(kind.name == name and callable(kind.spec) for name, kind in KINDS.items())
 
 
@@ -90,8 +92,9 @@ def test_specs_are_keyed_by_what_changes_the_model():
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: distill_spec(_train(), seed=0, train=ONE_EPOCH, distiller="fitnets"),
-     "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd'. Got 'fitnets' instead."),
+    (lambda: distill_spec(_train(), seed=0, train=ONE_EPOCH, distiller="attention"),
+     "The 'name' parameter of make_distiller must be one of 'hinton', 'hinton_code', 'simkd', 'fitnets', 'crd'. "
+     "Got 'attention' instead."),
     (lambda: distill_spec(_train(), seed=0, train=ONE_EPOCH, distiller_params={"teacher_weight": 2.0}),
      "The 'teacher_weight' parameter of HintonKD must be a number in [0.0, 1.0]. Got 2.0 instead."),
     (lambda: rewind_distill_spec(_train(), _train(), seed=0, train=ONE_EPOCH, distiller_params={"alpha": 0.5}),
@@ -298,11 +301,17 @@ MODEL_SPECS = {
     "quantize weights only": quantize_spec(_train(), "int4", activations=False),
     "channel_prune": _CHANNEL,
     "rewind_distill": rewind_distill_spec(_CHANNEL, _train(), seed=0, train=ONE_EPOCH),
+    "layer_prune": layer_prune_spec(_train(), method="unstructured", target=0.5, allocation="uniform",
+                                    finetune=_FINETUNE, seed=0),
+    "layer_prune structured post-hoc": layer_prune_spec(_train(), method="structured", target=0.3,
+                                                        allocation="uniform"),
+    "finetune QAT": finetune_spec(_train(), finetune=_FINETUNE, seed=0, qat_bits=4, qat_scope="linear"),
 }
 
 
 def test_model_specs_cover_every_model_kind():
-    assert {s.kind for s in MODEL_SPECS.values()} == set(KINDS) - {"eval", "layer_cka"}
+    assert {s.kind for s in MODEL_SPECS.values()} == set(KINDS) - {"eval", "layer_cka", "sensitivity", "gradcam",
+                                                                    "eval_jitter"}
 
 
 def test_the_layer_cka_kind_equals_cka_of_the_models_features(store, data):
@@ -343,7 +352,7 @@ def test_every_model_payload_carries_its_accounting(store, data, name):
         masks = payload["masks"]
         assert acc["effective_parameters"] == effective_parameter_count(model, masks) < acc["parameters"]
         assert count_parameters(physically_remove(model, masks, data.x_train[:2])) == acc["effective_parameters"]
-    elif name == "prune fine-tuned":  # weight masks: the unmasked entries are what remains
+    elif name == "prune fine-tuned" or spec.kind == "layer_prune":  # weight masks: unmasked entries remain
         masks = payload["masks"]
         removed = sum(int(m.eq(0).sum()) for m in masks.values())
         assert acc["effective_parameters"] == effective_parameter_count(model, masks) == acc["parameters"] - removed
@@ -368,6 +377,9 @@ def test_every_kind_has_a_label():
         "prune": "prune 50% (global weights)" + of_base,
         "prune all_arrays": "prune 50% (global all_arrays)" + of_base,
         "prune fine-tuned": "prune 50% (global weights, fine-tuned seed 0)" + of_base,
+        "layer_prune": "prune unstructured 50% (uniform)" + of_base,
+        "layer_prune structured post-hoc": "prune structured 30% (uniform)" + of_base,
+        "finetune QAT": "fine-tune QAT int4 linear seed 0" + of_base,
         "quantize": "quantize int8" + of_base,
         "quantize weights only": "quantize int4 weights only" + of_base,
         "channel_prune": "prune 60% (l1)" + of_base,

@@ -35,7 +35,7 @@ def test_smoke_profile_runs_every_claim_and_publishes_the_report(smoke_run):
     assert cold.returncode == 0, output(cold)[-4000:]
     doc = json.loads((tmp / "report" / "claims.json").read_text())
     assert {r["claim_id"] for r in doc["claims"]} == {f"MW-{i}" for i in range(1, 10)} | {f"GC-{i}" for i in range(1, 7)} | {
-        f"MH-{i}" for i in range(1, 7)}
+        f"MH-{i}" for i in range(1, 7)} | {f"SH-{i}" for i in range(1, 10)}
     for r in doc["claims"]:
         assert r["verdict"] in ("supported", "refuted", "inconclusive")
         assert r["environment"]["numerics"] in ("portable", "native") and "torch" in r["environment"]

@@ -289,10 +289,12 @@ def plot_trend(
     figure = _new_figure(6.0, 4.0)
     axes = figure.add_subplot()
     colours = [f"C{i % 10}" for i in range(len(series))]
-    for colour, (name, array) in zip(colours, series.items()):
+    # Beyond ten series the colours repeat: every further ten get another line style, so no two series look alike.
+    styles = ["-", "--", ":", "-."]
+    for i, (colour, (name, array)) in enumerate(zip(colours, series.items())):
         present = ~np.isnan(array)
         mean = np.where(present.any(0), np.nansum(array, axis=0) / np.maximum(present.sum(0), 1), np.nan)
-        axes.plot(levels, mean, color=colour, marker="o", label=name, zorder=3)
+        axes.plot(levels, mean, color=colour, marker="o", label=name, zorder=3, linestyle=styles[(i // 10) % 4])
         for row in array:
             axes.scatter(levels, row, color=colour, alpha=0.4, s=12, zorder=2)
     axes.set_title(title)
@@ -791,7 +793,8 @@ def plot_grouped_bars(
     labels = list(groups)
     n_groups, n_bars = values.shape
     colours = _series_colours(bar_names)
-    figure = _new_figure(min(14.0, max(5.0, n_groups * (0.3 * n_bars + 0.6) + 2.0)), 4.2)
+    fig_width = min(14.0, max(5.0, n_groups * (0.3 * n_bars + 0.6) + 2.0))
+    figure = _new_figure(fig_width, 4.2)
     axes = figure.add_subplot()
     x = np.arange(n_groups)
     width = 0.8 / n_bars
@@ -813,8 +816,13 @@ def plot_grouped_bars(
     axes.set_ylabel(ylabel)
     axes.grid(axis="y", alpha=0.3, zorder=0)
     # Outside the axes: bars of similar height leave no free corner inside.
-    figure.legend(loc="outside lower center", ncols=min(n_bars + (reference is not None), 4), fontsize=8,
-                  frameon=False)
+    entries = [*bar_names, *(["reference"] if reference is not None else [])]
+    ncols = min(len(entries), 4)
+    # Fewer columns while a legend row would not fit the figure (~0.07 in per character at 8 pt, plus the patch).
+    widest = sorted((len(e) for e in entries), reverse=True)
+    while ncols > 1 and sum(widest[:ncols]) * 0.07 + ncols * 0.5 > fig_width:
+        ncols -= 1
+    figure.legend(loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
     return _save(figure, path)
 
 

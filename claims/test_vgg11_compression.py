@@ -98,8 +98,8 @@ def unstructured_keeps_more_accuracy(case, world):
     ours = {k: _mean(v) for k, v in accs.items()}
     zeroed = {k: _mean(v) for k, v in sparsity.items()}
     bars = {"mean over seeds": ours}
-    figure = world.figure(f"sh1_{case['variant']}.png", lambda p: _bars(bars, p, f"SH-1 ({case['variant']}): "
-                          "top-1 accuracy, base and pruned (fine-tuned)", "test accuracy (%)"))
+    figure = world.figure(f"sh1_{case['variant']}.png", lambda p: _bars(bars, p, f"SH-1 ({case['variant']}): accuracy after pruning",
+                          "test accuracy (%), mean over seeds"))
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH1, ours_value=ours, figures=figure,
                        details={"weights zeroed (all weights)": zeroed},
                        notes=[f"Weights zeroed, over all conv/linear weights: unstructured {zeroed['unstructured']:.1%}, "
@@ -172,7 +172,7 @@ def layers_differ_in_sensitivity(case, world):
     curves = {name: np.array([world.payload(u.sensitivity)["acc"][method][name] for u in world.units])
               for name in per_layer}
     figure = world.figure(f"sh2_{method}.png", lambda p: _trend(
-        levels, curves, p, f"SH-2: accuracy with one layer pruned alone ({method}), per layer", "sparsity of the layer",
+        levels, curves, p, f"SH-2: each layer pruned alone ({method})", "sparsity of the layer",
         "test accuracy (%)"))
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH2[method],
                        ours_value={n: _mean(v) for n, v in per_layer.items()}, figures=figure, notes=notes,
@@ -236,8 +236,8 @@ def structured_pruning_lowers_latency(case, world):
     half = {n: float(stats.t.ppf(0.975, record.rounds - 1) * np.std(record.times[n], ddof=1)
                      / math.sqrt(record.rounds) * 1000 / record.batch_size) for n in record.names}
     figure = world.figure(f"sh3_batch{case['batch']}.png", lambda p: _bars(
-        {f"batch {record.batch_size}": ms}, p, f"SH-3: ms per image, batch {record.batch_size} (95 % t-interval over "
-        f"{record.rounds} rounds)", "ms per image", errors={f"batch {record.batch_size}": half}))
+        {f"batch {record.batch_size}": ms}, p, f"SH-3: ms per image, batch {record.batch_size}",
+        f"ms per image (95 % t-interval, {record.rounds} rounds)", errors={f"batch {record.batch_size}": half}))
     asserted = bool(world.settings.assert_latency)
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH3, ours_value=ms, figures=figure,
                        asserted=asserted, not_asserted_reason="" if asserted else (
@@ -297,7 +297,7 @@ def accuracy_falls_with_sparsity(case, world):
                            delta=world.effects.sh4_slope_delta, scale="points per unit sparsity",
                            effect_name="mean per-seed slope above 50 % − slope up to 50 %")
     figure = world.figure("sh4_sweep.png", lambda p: _trend(
-        list(levels), {"uniform L1, fine-tuned": np.array(curves)}, p, "SH-4: accuracy against sparsity (every seed)",
+        list(levels), {"uniform L1, fine-tuned": np.array(curves)}, p, "SH-4: accuracy against sparsity",
         "sparsity (fraction of weights zeroed)", "test accuracy (%)"))
     return Measurement(table=table, rule=rule, paper_value={"levels": [0, 10, 25, 50, 75], "values": "Fig. 10 only"},
                        ours_value={f"{lv:.0%}": float(v) for lv, v in zip(levels, np.mean(curves, axis=0))},
@@ -372,12 +372,12 @@ def quantization(case, world):
         bars = {"PTQ (base)": {f"int{b}": ours["PTQ"][f"int{b}"] for b in (8, 4)},
                 "PTQ (FP32 control)": ours["control PTQ"], "QAT": ours["QAT"]}
         figures = world.figure(f"sh5_qat_{scope}.png", lambda p: _bars(
-            bars, p, f"SH-5: PTQ and QAT ({scope} weights), mean over seeds", "test accuracy (%)",
+            bars, p, f"SH-5: PTQ vs QAT ({scope})", "test accuracy (%), mean over seeds",
             reference=ours["FP32"]))
     else:
         figures = world.figure("sh5_ptq.png", lambda p: _bars(
-            {"PTQ": ours["PTQ"]}, p, "SH-5: post-training quantization, mean over seeds (line: FP32)",
-            "test accuracy (%)", reference=ours["FP32"]))
+            {"PTQ": ours["PTQ"]}, p, "SH-5: PTQ (line: FP32)",
+            "test accuracy (%), mean over seeds", reference=ours["FP32"]))
     notes.append("INT4 QAT is the paper's best result (64.90 %), against its own 'diminishing returns'.")
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH5, ours_value=ours, figures=figures, notes=notes)
 
@@ -418,8 +418,8 @@ def hint_best_crd_gains(case, world):
             effect_name=f"mean [CRD({large}) − CRD({small})] − [{m}({large}) − {m}({small})]") for m in ("hint", "logit")))
     ours = {f"{t} ({_mean(world.acc(u.teachers[t]) for u in world.units):.2f})":
             {m: _mean(world.acc(u.students[(t, m)]) for u in world.units) for m in KD_METHODS} for t in (small, large)}
-    figure = world.figure("sh6_kd.png", lambda p: _bars(ours, p, "SH-6: student accuracy by teacher (its accuracy) and "
-                                                        "method, mean over seeds", "test accuracy (%)"))
+    figure = world.figure("sh6_kd.png", lambda p: _bars(ours, p, "SH-6: students by teacher (accuracy)",
+                                                        "test accuracy (%), mean over seeds"))
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH6, ours_value=ours, figures=figure,
                        notes=["Smoothed teacher logits and DKD appear only in the paper's table; not tested."])
 
@@ -515,8 +515,8 @@ def hint_most_colour_robust(case, world):
                                        for m in ("logit", "crd")))
     ours = {m: math.exp(_mean(v)) for m, v in ratio.items()}
     figure = world.figure(f"sh8_{teacher}.png", lambda p: _bars(
-        {f"teacher {teacher}": ours}, p, "SH-8: jittered / clean accuracy (geometric mean over seeds)",
-        "accuracy ratio", reference=1.0))
+        {f"teacher {teacher}": ours}, p, f"SH-8: colour robustness ({teacher})",
+        "jittered / clean accuracy (geometric mean)", reference=1.0))
     return Measurement(table=table, rule=rule, paper_value=PAPER_SH8, ours_value={"ratio to clean": ours},
                        figures=figure, details={"jitter": check_jitter(dict(world.settings.jitter))})
 

@@ -59,6 +59,9 @@ randomness):
   built after it, so parameters created here are trained. A strategy whose
   :attr:`~Distiller.needs_index` is True gets ``index=`` (the batch's positions
   in the training set) as an extra keyword of :meth:`~Distiller.loss`.
+
+One module though long: it is the strategy interface and its five strategies
+side by side, each a short class behind the one lookup table.
 """
 from __future__ import annotations
 

@@ -26,6 +26,10 @@ and "masked equivalent to base within ±δ" is the TOST p value
 CPU times here run under the project's pinned numerics (compress/numerics.py:
 in portable mode ATen's kernels are the non-vectorised ``default`` ones), so
 :func:`hardware_description` records the CPU capability in force.
+
+One module though long: the harness, its record and statistics, and the int8
+path are what one timing claim needs, and the int8 path's workarounds (each
+commented where it is) are most of the length.
 """
 from __future__ import annotations
 

@@ -395,27 +395,40 @@ _VGG_CFGS: dict[str, list[int | str]] = {
 }
 
 
+def _vgg_features(cfg: Sequence[int | str], in_shape: tuple[int, int, int], width: float, *, batch_norm: bool,
+                  min_map: int = 1) -> tuple[nn.Sequential, int]:
+    """VGG's ``features`` (conv 3×3, [BatchNorm], ReLU per number; max-pool per 'M') and its output channels.
+
+    A pool follows the spatial rule, and becomes ``nn.Identity`` too where it would bring the map below
+    ``min_map`` pixels.
+    """
+    channels, h, w = in_shape
+    size = (h, w)
+    layers: list[nn.Module] = []
+    for v in cfg:
+        if v == "M":
+            if min(size) // 2 >= min_map and _can_downsample(size):
+                layers.append(nn.MaxPool2d(2))
+                size = (size[0] // 2, size[1] // 2)
+            else:
+                layers.append(nn.Identity())
+        else:
+            out = _scaled(int(v), width)
+            layers.append(nn.Conv2d(channels, out, 3, padding=1))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU())
+            channels = out
+    return nn.Sequential(*layers), channels
+
+
 class CifarVGG(nn.Module):
     """VGG with BatchNorm; ``features`` (pools follow the spatial rule), global pool, one Linear."""
 
     def __init__(self, cfg: Sequence[int | str], *, num_classes: int,
                  in_shape: tuple[int, int, int], width: float = 1.0):
         super().__init__()
-        channels, h, w = in_shape
-        size = (h, w)
-        layers: list[nn.Module] = []
-        for v in cfg:
-            if v == "M":
-                if _can_downsample(size):
-                    layers.append(nn.MaxPool2d(2))
-                    size = (size[0] // 2, size[1] // 2)
-                else:
-                    layers.append(nn.Identity())
-            else:
-                out = _scaled(int(v), width)
-                layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
-                channels = out
-        self.features = nn.Sequential(*layers)
+        self.features, channels = _vgg_features(cfg, in_shape, width, batch_norm=True)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Sequential(nn.Linear(channels, num_classes))
         _init_cifar(self)
@@ -443,24 +456,7 @@ class ClassicVGG(nn.Module):
                  width: float = 1.0, fc_width: int = 4096, batch_norm: bool = False, min_map: int = 1,
                  pool_size: int = 7, dropout: float = 0.5):
         super().__init__()
-        channels, h, w = in_shape
-        size = (h, w)
-        layers: list[nn.Module] = []
-        for v in cfg:
-            if v == "M":
-                if min(size) // 2 >= min_map and _can_downsample(size):
-                    layers.append(nn.MaxPool2d(2))
-                    size = (size[0] // 2, size[1] // 2)
-                else:
-                    layers.append(nn.Identity())
-            else:
-                out = _scaled(int(v), width)
-                layers.append(nn.Conv2d(channels, out, 3, padding=1))
-                if batch_norm:
-                    layers.append(nn.BatchNorm2d(out))
-                layers.append(nn.ReLU())
-                channels = out
-        self.features = nn.Sequential(*layers)
+        self.features, channels = _vgg_features(cfg, in_shape, width, batch_norm=batch_norm, min_map=min_map)
         self.avgpool = nn.AdaptiveAvgPool2d(pool_size)
         self.classifier = nn.Sequential(
             nn.Linear(channels * pool_size * pool_size, fc_width), nn.ReLU(), nn.Dropout(dropout),

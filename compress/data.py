@@ -289,10 +289,27 @@ def _split_digits(seed: int, test_fraction: float, owner: str) -> tuple[np.ndarr
     return x_tr, x_te, y_tr, y_te, i_tr, i_te, tuple(str(int(t)) for t in bunch.target_names)
 
 
-def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3) -> InMemoryDataset:
+def _cap(data: InMemoryDataset, n_train: int | None, n_test: int | None, seed: int, owner: str) -> InMemoryDataset:
+    """``data`` cut to at most ``n_train``/``n_test`` examples per split (the first after a seeded permutation).
+
+    Normalization constants stay those of the whole training split, so
+    :func:`pixel_stats` does not depend on the caps (the project's own tests use
+    them to keep the ``smoke`` profile to seconds).
+    """
+    for name, n in (("n_train", n_train), ("n_test", n_test)):
+        if n is not None:
+            _check_int(name, owner, n, 1)
+    if n_train is None and n_test is None:
+        return data
+    return data.subset(None if n_train is None else min(n_train, data.n_train),
+                       None if n_test is None else min(n_test, data.n_test), seed=seed)
+
+
+def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3,
+                 n_train: int | None = None, n_test: int | None = None) -> InMemoryDataset:
     x_tr, x_te, y_tr, y_te, _, _, class_names = _split_digits(seed, test_fraction, "load_dataset('digits')")
     mean, std = _digits_stats(x_tr)
-    return InMemoryDataset(
+    return _cap(InMemoryDataset(
         name="digits",
         x_train=torch.from_numpy((x_tr - mean) / std).unsqueeze(1).contiguous(),
         y_train=torch.from_numpy(y_tr).to(torch.int64),
@@ -300,7 +317,7 @@ def _load_digits(*, root: Path | None, seed: int, download: bool, test_fraction:
         y_test=torch.from_numpy(y_te).to(torch.int64),
         num_classes=10,
         class_names=class_names,
-    )
+    ), n_train, n_test, seed, "load_dataset('digits')")
 
 
 def _digits_stats(x_train: np.ndarray) -> tuple[float, float]:
@@ -356,14 +373,15 @@ def _colour_digits(seed: int, test_fraction: float, owner: str) -> tuple:
 
 
 def _load_colour_digits(
-    *, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3
+    *, root: Path | None, seed: int, download: bool, test_fraction: float = 0.3, n_train: int | None = None,
+    n_test: int | None = None,
 ) -> InMemoryDataset:
     x_tr, x_te, y_tr, y_te, class_names, (mean, std) = _colour_digits(
         seed, test_fraction, "load_dataset('colour_digits')"
     )
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return InMemoryDataset(
+    return _cap(InMemoryDataset(
         name="colour_digits",
         x_train=((x_tr - mean_t) / std_t).contiguous(),
         y_train=torch.from_numpy(y_tr).to(torch.int64),
@@ -371,7 +389,7 @@ def _load_colour_digits(
         y_test=torch.from_numpy(y_te).to(torch.int64),
         num_classes=10,
         class_names=class_names,
-    )
+    ), n_train, n_test, seed, "load_dataset('colour_digits')")
 
 
 def _load_fake(
@@ -526,7 +544,10 @@ def dataset_size(name: str, **options: object) -> tuple[int, int]:
         return _SIZES[name]
     if name in ("digits", "colour_digits"):  # one split
         n_test = math.ceil(_DIGITS_EXAMPLES * float(options.get("test_fraction", valid["test_fraction"])))
-        return _DIGITS_EXAMPLES - n_test, n_test
+        n_train = _DIGITS_EXAMPLES - n_test
+        cap_train, cap_test = options.get("n_train"), options.get("n_test")
+        return (n_train if cap_train is None else min(int(cap_train), n_train),
+                n_test if cap_test is None else min(int(cap_test), n_test))
     return int(options.get("n_train", valid["n_train"])), int(options.get("n_test", valid["n_test"]))
 
 
@@ -619,7 +640,9 @@ def load_dataset(
     download : bool, default False
         Let torchvision download missing files into ``root`` (needs network).
     **options
-        Per-dataset options: ``digits`` and ``colour_digits``: ``test_fraction=0.3``; ``fake``:
+        Per-dataset options: ``digits`` and ``colour_digits``: ``test_fraction=0.3``, and
+        ``n_train=None`` / ``n_test=None`` to keep at most that many examples of a split
+        (the first after a permutation seeded by ``seed``; normalized as the whole split); ``fake``:
         ``shape=(3, 32, 32)``, ``num_classes=10``, ``n_train=512``,
         ``n_test=256``; the torchvision datasets take none.
 
@@ -695,7 +718,7 @@ def pixel_stats(name: str, *, seed: int = 0, **options: object) -> tuple[tuple[f
     _check_options(name, options)
     if name in CHANNEL_STATS:
         return CHANNEL_STATS[name]
-    opts = {**dataset_options(name), **options}
+    opts = {**dataset_options(name), **options}  # n_train / n_test caps do not change the constants
     if name == "digits":
         mean, std = _digits_stats(_split_digits(seed, opts["test_fraction"], f"{owner}('digits')")[0])
         return (mean,), (std,)

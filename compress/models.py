@@ -55,6 +55,7 @@ __all__ = [
     "TorchvisionDenseNet",
     "create_model",
     "list_models",
+    "model_structure",
     "model_info",
     "register_model",
 ]
@@ -183,6 +184,20 @@ def create_model(
             )
             raise invalid("override", f"create_model({name!r})", expected, key)
     return fn(num_classes=num_classes, in_shape=in_shape, **overrides)
+
+
+def model_structure(name: str, num_classes: int, in_shape: tuple[int, int, int], **overrides: object) -> nn.Module:
+    """:func:`create_model` on the ``meta`` device: modules, names and parameter shapes, no values.
+
+    For checks before any training (a profile's parameter counts, layer names,
+    hint-layer shapes): it costs no initialisation (seconds for a paper-size model
+    such as ``tv_vgg11``, ~0.1 s for all of them here) and leaves torch's RNG as it
+    was. Raises as :func:`create_model`.
+    """
+    import torch
+
+    with torch.device("meta"):
+        return create_model(name, num_classes, in_shape, **overrides)
 
 
 # --------------------------------------------------------------------------- shared helpers

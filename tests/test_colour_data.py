@@ -67,8 +67,9 @@ def _ink_and_background(rgb: torch.Tensor, ink: torch.Tensor) -> tuple[torch.Ten
 def test_registered_with_shape_size_and_options():
     assert "colour_digits" in list_datasets()
     assert dataset_shape("colour_digits") == ((3, 8, 8), 10)
-    assert dataset_options("colour_digits") == {"test_fraction": 0.3} == dataset_options("digits")
-    for kw in ({}, {"test_fraction": 0.5}):
+    assert dataset_options("colour_digits") == {"test_fraction": 0.3, "n_train": None, "n_test": None} == \
+        dataset_options("digits")
+    for kw in ({}, {"test_fraction": 0.5}, {"n_train": 256, "n_test": 100}, {"n_train": 5000}):
         assert dataset_size("colour_digits", **kw) == dataset_size("digits", **kw)
         ds = load_dataset("colour_digits", **kw)
         assert (ds.n_train, ds.n_test) == dataset_size("colour_digits", **kw)
@@ -280,3 +281,20 @@ def test_jitter_on_cuda_matches_cpu(colour):
     y = colour_jitter(x.cuda(), normalization=norm, seed=5)
     assert y.device.type == "cuda"
     assert np.array_equal(y.cpu().numpy(), colour_jitter(x, normalization=norm, seed=5).numpy())
+
+
+@pytest.mark.parametrize("name", ["digits", "colour_digits"])
+def test_caps_keep_a_seeded_subset_normalized_as_the_whole_split(name):
+    """``n_train``/``n_test`` (the smoke profile's SH data) cut each split to a seeded subset of its own rows; the
+    normalization constants, and so pixel_stats, stay those of the whole training split."""
+    whole = load_dataset(name, seed=2)
+    cut = load_dataset(name, seed=2, n_train=100, n_test=40)
+    assert (cut.n_train, cut.n_test) == (100, 40) == dataset_size(name, n_train=100, n_test=40)
+    rows = {tuple(r.flatten().tolist()) for r in whole.x_train}
+    assert all(tuple(r.flatten().tolist()) in rows for r in cut.x_train)  # same pixels: same normalization
+    assert torch.equal(load_dataset(name, seed=2, n_train=100, n_test=40).x_train, cut.x_train)  # seeded
+    assert pixel_stats(name, seed=2, n_train=100) == pixel_stats(name, seed=2)
+    assert load_dataset(name, seed=2, n_train=10_000).n_train == whole.n_train  # a cap above the split keeps it
+    with pytest.raises(InvalidParameterError, match="n_train"):
+        load_dataset(name, n_train=0)
+

@@ -1,21 +1,30 @@
 """Pinned CPU numerics: the same spec gives the same bytes on any x86-64 CPU.
 
-Three things change float results on a CPU besides the thread count, and all
-three are chosen by the libraries from the CPU they find unless told otherwise:
+Four things change float results on a CPU besides the thread count, and all
+four are chosen by the libraries from the CPU they find unless told otherwise:
 
 * ATen's vectorised kernels (``ATEN_CPU_CAPABILITY``: default / avx2 / avx512);
 * MKL's GEMM code path (``MKL_CBWR``; without it MKL picks a path per CPU
   vendor and instruction set, and on non-Intel CPUs an AVX2 request silently
   falls back to automatic dispatch);
 * oneDNN's convolutions, whose JIT kernels block by instruction set *and*
-  cache size (``ONEDNN_MAX_CPU_ISA`` caps the first, nothing pins the second).
+  cache size (``ONEDNN_MAX_CPU_ISA`` caps the first, nothing pins the second);
+* NNPACK's convolutions, which ATen uses for the forward pass of ungrouped
+  convolutions on batches of 16 or more when oneDNN is off. NNPACK needs AVX2
+  (without it ATen falls back to its own kernels), and its Winograd/FFT
+  convolutions sum the input channels in blocks sized from the L1 data cache
+  (``input_channels_block_max`` in NNPACK's ``convolution-output.c``): a CPU with
+  a 48 KiB L1 (Ice Lake and later, Zen 5) groups the sums of a 64-channel
+  convolution differently from one with 32 KiB. Found by profiling in
+  December 2026, after artifacts had been built with it on.
 
 Measured on this project (torch 2.14, LeNet-5 and an eighth-width ResNet-18, 3
-epochs, one thread): each of the three settings alone changes the weight hash,
-and ``ATEN_CPU_CAPABILITY`` = default / avx2 / avx512 gave three different
-models. The *portable* mode fixes all three to what every x86-64 CPU runs the
-same way — ATen ``default``, MKL ``COMPATIBLE`` and no oneDNN for CPU builds
-(convolutions go through im2col + MKL GEMM) — and the caller's own settings of
+epochs, one thread): each of the first three settings alone changes the weight
+hash, ``ATEN_CPU_CAPABILITY`` = default / avx2 / avx512 gave three different
+models, and NNPACK on / off changes an eighth-width ResNet-18's loss in the third
+decimal after 13 steps. The *portable* mode fixes all four to what every x86-64
+CPU runs the same way — ATen ``default``, MKL ``COMPATIBLE`` and neither oneDNN
+nor NNPACK for CPU builds (convolutions go through im2col + MKL GEMM) — and the caller's own settings of
 these variables then change nothing (checked: avx512 / avx2 / default and MKL
 instruction overrides give identical bytes). It costs about 2× in CPU training
 time on the ``ci`` models. ``COMPRESSION_CLAIMS_NUMERICS=native`` turns the
@@ -102,26 +111,31 @@ def pin_cpu_dispatch() -> bool:
 
 @contextlib.contextmanager
 def cpu_build():
-    """One CPU build: one intra-op thread and, in portable mode, no oneDNN.
+    """One CPU build: one intra-op thread and, in portable mode, neither oneDNN nor NNPACK.
 
     The thread count changes float reduction order (a ResNet's weights differ
     by ~1e-2 after two epochs with 1 vs 2 threads); parallelism on CPU comes
-    from xdist workers instead. oneDNN's kernels depend on the CPU's cache
-    sizes, so portable builds run convolutions through ATen + MKL.
+    from xdist workers instead. oneDNN's and NNPACK's kernels depend on the
+    CPU's cache sizes (NNPACK's also on AVX2), so portable builds run
+    convolutions through ATen + MKL.
     """
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    portable = mode() == "portable"
     try:
         with warnings.catch_warnings():
             # mkldnn.flags() also re-sets the oneDNN TF32 switch, which warns on builds without Intel-GPU support.
             warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
-            flags = torch.backends.mkldnn.flags(enabled=False) if mode() == "portable" else contextlib.nullcontext()
+            flags = torch.backends.mkldnn.flags(enabled=False) if portable else contextlib.nullcontext()
             flags.__enter__()
+        nnpack = torch.backends.nnpack.flags(enabled=False) if portable else contextlib.nullcontext()
+        nnpack.__enter__()
         try:
             yield
         finally:
+            nnpack.__exit__(None, None, None)
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
                 flags.__exit__(None, None, None)

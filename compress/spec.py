@@ -20,7 +20,9 @@ from analysis._validation import invalid
 __all__ = ["STORE_FORMAT_VERSION", "Spec"]
 
 #: Bump when the on-disk format or the meaning of a spec changes; part of every key.
-STORE_FORMAT_VERSION = 1
+#: 2: portable CPU builds no longer use NNPACK (:mod:`compress.numerics`), so a spec's bytes changed and
+#: no artifact built before may be reused.
+STORE_FORMAT_VERSION = 2
 
 _NO_DEFAULT = object()
 

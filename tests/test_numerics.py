@@ -69,14 +69,32 @@ def test_environment_records_what_decides_the_bytes_and_differences_name_them():
     assert numerics.differences(None, env) == []
 
 
-def test_a_cpu_build_is_single_threaded_without_onednn_and_restores_the_settings():
+def test_a_cpu_build_is_single_threaded_without_onednn_or_nnpack_and_restores_the_settings():
     import torch
 
-    before = torch.get_num_threads()
+    before, nnpack_before = torch.get_num_threads(), torch._C._get_nnpack_enabled()
     with numerics.cpu_build():
         assert torch.get_num_threads() == 1
         assert torch.backends.mkldnn.enabled is (numerics.mode() != "portable")
-    assert torch.get_num_threads() == before
+        # NNPACK's forward convolutions block their sums by the L1 cache size: never in a portable build.
+        assert torch._C._get_nnpack_enabled() is (numerics.mode() != "portable")
+    assert torch.get_num_threads() == before and torch._C._get_nnpack_enabled() is nnpack_before
+
+
+def test_a_portable_cpu_build_convolves_without_nnpack():
+    """The profiler names the kernel: ATen's own (im2col + MKL), never NNPACK, for a batch NNPACK would take."""
+    import torch
+    from torch.profiler import profile
+
+    if numerics.mode() != "portable":
+        pytest.skip("native mode uses whatever the CPU offers")
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
+    x = torch.randn(32, 64, 8, 8)
+    with numerics.cpu_build(), torch.no_grad(), profile() as prof:
+        conv(x)
+    names = {e.key for e in prof.key_averages()}
+    assert not any("nnpack" in n for n in names), sorted(names)
+    assert any(n in names for n in ("aten::_slow_conv2d_forward", "aten::thnn_conv2d")), sorted(names)
 
 
 def test_resolve_device_names_what_it_cannot_use():

@@ -2,8 +2,11 @@
 
 Every artifact is a pure function of its spec and its parents, so the DAG is
 what needs distributing and Ray already knows how: each artifact still to
-build becomes a task whose arguments are its parents' tasks, so Ray orders
-the DAG and runs independent branches anywhere in the cluster. Each task
+build becomes a task whose arguments are its parents' tasks, and Ray runs
+independent branches anywhere in the cluster. Which ready task starts next is
+decided here (:class:`_Schedule`, the longest chain of estimated work first,
+one task per slot in flight): Ray starts queued tasks in arrival order, and
+submitting the whole DAG at once left the deepest chains for the end. Each task
 writes into the shared store through :class:`compress.store.ArtifactStore`
 (lock per spec, atomic rename, checksums), so a killed task leaves no partial
 artifact, a re-run builds only what is missing, and a task that finds its
@@ -25,6 +28,7 @@ build is asked for.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import time
 from collections import Counter
@@ -125,37 +129,42 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
             ray.init(include_dashboard=False, log_to_driver=False)
     gpus = ray.cluster_resources().get("GPU", 0) > 0 and device != "cpu"
     task = ray.remote(_build_task).options(num_cpus=1, num_gpus=1 if gpus else 0, max_retries=max_retries)
+    cost = estimate(todo) if estimate else {}
+    sched = _Schedule(todo, cost)
+    slots = max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
     refs: dict[str, object] = {}
     spec_of: dict[object, Spec] = {}
-    missing = {s.key for s in todo}
-    for spec in _topological(todo):
-        if spec.key in refs or spec.key not in missing:  # present ancestors: nothing to build or wait for
-            continue
-        parents = [refs[p.key] for p in spec.parents if p.key in refs]
-        ref = task.remote(root, spec, device, data_root, download, builders, *parents)
-        refs[spec.key], spec_of[ref] = ref, spec
-    t0, pending = time.time(), list(spec_of)
-    total, kinds_total, kinds_done = len(pending), dict(Counter(s.kind for s in todo)), {}
-    cost = estimate(todo) if estimate else {}
+    t0, total, kinds_total, kinds_done = time.time(), len(todo), dict(Counter(s.kind for s in todo)), {}
     work, work_done = sum(cost.values()), 0.0
     progress.emit(f"ray: building {total} artifacts ({_kinds(kinds_total)}) on "
                   f"{int(ray.cluster_resources().get('CPU', 0))} CPUs" + (" and GPUs" if gpus else "")
                   + (f", estimated ~{progress.format_seconds(work)} of build time" if work else ""))
     errors: dict[str, str] = {}
-    last = 0.0
-    while pending:
+    last, finished, pending = 0.0, 0, []
+    while True:
+        # At most one task per slot in flight, the ready one heading the longest chain of work first: Ray
+        # starts queued tasks in arrival order, so the order is kept here (critical path first).
+        while len(pending) < slots and sched.ready:
+            spec = sched.pop()
+            ref = task.remote(root, spec, device, data_root, download, builders,
+                              *[refs[p.key] for p in spec.parents if p.key in refs])
+            refs[spec.key], spec_of[ref] = ref, spec
+            pending.append(ref)
+        if not pending:
+            break
         done, pending = ray.wait(pending, num_returns=1)
         for ref in done:
             spec = spec_of[ref]
             try:
                 ray.get(ref)
                 result.built.append(spec.key)
+                sched.finished(spec)
             except Exception as e:  # noqa: BLE001 - reported by spec below; the rest of the DAG goes on
                 errors[spec.key] = _error_text(e)
             kinds_done[spec.kind] = kinds_done.get(spec.kind, 0) + 1
             work_done += cost.get(spec.key, 0.0)
-        finished = total - len(pending)
-        if time.time() - last > 5 or not pending:
+            finished += 1
+        if time.time() - last > 5 or not (pending or sched.ready):
             elapsed = time.time() - t0
             if work and work_done:
                 left = elapsed / work_done * max(0.0, work - work_done)
@@ -165,15 +174,66 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
                           f"{progress.format_seconds(elapsed)} elapsed, ~{progress.format_seconds(left)} left"
                           + (f", {len(errors)} failed" if errors else ""))
             last = time.time()
+    result.failed.update(errors)
     by_key = {s.key: s for s in todo}
-    for key, text in errors.items():
-        failed_parent = next((a.key for a in _ancestors(by_key[key]) if a.key in errors), None)
-        if failed_parent is None:
-            result.failed[key] = text
-        else:
-            result.skipped[key] = _root_failure(failed_parent, by_key, errors)
+    for spec in todo:  # never started: below a failed task
+        if spec.key not in refs:
+            failed_parent = next(a.key for a in _ancestors(spec) if a.key in errors)
+            result.skipped[spec.key] = _root_failure(failed_parent, by_key, errors)
     result.seconds = time.time() - t0
     return result
+
+
+class _Schedule:
+    """Which artifact to start next: of those whose parents are built, the one heading the longest chain.
+
+    A spec's rank is its estimated build time plus the largest rank among the
+    specs that need it (the "upward rank" of list scheduling): starting the
+    highest-ranked ready spec first keeps long serial chains (a GC pruning
+    schedule with its rewinds and mixed descendants) from being left for the
+    end, when there is too little else to run beside them. Specs without an
+    estimate count as the median estimate (1 s when there is none).
+    """
+
+    def __init__(self, todo: list[Spec], cost: dict[str, float]):
+        keys = {s.key for s in todo}
+        known = sorted(v for v in cost.values() if v > 0)
+        default = known[len(known) // 2] if known else 1.0
+        self._children: dict[str, list[Spec]] = {s.key: [] for s in todo}
+        self._waiting: dict[str, int] = {}
+        for s in todo:
+            inside = [p for p in s.parents if p.key in keys]
+            self._waiting[s.key] = len({p.key for p in inside})
+            for p in {p.key: p for p in inside}.values():
+                self._children[p.key].append(s)
+        self.rank: dict[str, float] = {}
+        for s in reversed(_topological(todo)):  # children before parents
+            if s.key in keys:
+                below = max((self.rank[c.key] for c in self._children[s.key]), default=0.0)
+                self.rank[s.key] = cost.get(s.key, default) or default
+                self.rank[s.key] += below
+        self._order = {s.key: i for i, s in enumerate(_topological(todo))}  # ties: the DAG's own order
+        self._heap: list = []
+        for s in todo:
+            if self._waiting[s.key] == 0:
+                self._push(s)
+
+    def _push(self, spec: Spec) -> None:
+        heapq.heappush(self._heap, (-self.rank[spec.key], self._order[spec.key], spec.key, spec))
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._heap)
+
+    def pop(self) -> Spec:
+        return heapq.heappop(self._heap)[-1]
+
+    def finished(self, spec: Spec) -> None:
+        """``spec`` was built: its children whose parents are now all built become ready."""
+        for child in self._children[spec.key]:
+            self._waiting[child.key] -= 1
+            if self._waiting[child.key] == 0:
+                self._push(child)
 
 
 def _kinds(total: dict[str, int], done: dict[str, int] | None = None) -> str:

@@ -35,7 +35,7 @@ from torch.nn.utils import prune
 from analysis._validation import check_choice, check_in_range, invalid
 
 from .masks import MaskSet, apply_masks
-from .training import accuracy, predict
+from .training import accuracy
 
 __all__ = [
     "LAYER_SCOPES",
@@ -107,14 +107,51 @@ def weight_sparsity(model: nn.Module, masks: MaskSet, layers: Sequence[str] | No
     return zeroed / total
 
 
+def _stages(model: nn.Module) -> list[nn.Module] | None:
+    """``model`` as a flat list of modules run one after another (``model(x)`` bit for bit), or None.
+
+    From :func:`compress.split.split_model` (encoder then head, nested
+    ``nn.Sequential`` containers expanded); None for a model it cannot split.
+    """
+    from .split import SPLITTABLE, split_model
+
+    if type(model) not in SPLITTABLE:
+        return None
+    split = split_model(model)
+    out: list[nn.Module] = []
+
+    def flat(m: nn.Module) -> None:
+        if type(m) is nn.Sequential:
+            for child in m:
+                flat(child)
+        else:
+            out.append(m)
+
+    flat(split.encoder)
+    flat(split.head)
+    return out
+
+
+def _run(stages: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for stage in stages:
+        x = stage(x)
+    return x
+
+
 @torch.no_grad()
 def sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, levels: Sequence[float], method: str,
-                layers: Sequence[str] | None = None) -> dict[str, list[float | None]]:
+                layers: Sequence[str] | None = None, batch_size: int = 1024) -> dict[str, list[float | None]]:
     """Test accuracy (%) with each layer pruned alone at each level, the weights restored after each.
 
     Returns ``layer → [accuracy at each level]``; for ``structured`` the output
     layer's entry is ``None`` (its units are the classes). ``model`` is left
     exactly as it was.
+
+    The part of the network before a pruned layer does not change with the
+    level, so where the model splits into stages (:func:`_stages`) it runs
+    once per layer and batch, and only the rest runs once per level: the
+    logits are the ones ``predict(model, x)`` gives, bit for bit (tested), in
+    about half the time for a VGG. Models that do not split run whole.
     """
     check_choice("method", "sensitivity", method, METHODS)
     for level in levels:
@@ -122,19 +159,32 @@ def sensitivity(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, levels: S
     names = [n for n, _ in prunable_layers(model)] if layers is None else list(layers)
     check_layers(model, names, "sensitivity")
     modules = dict(model.named_modules())
+    stages = _stages(model)
     out: dict[str, list[float | None]] = {}
-    for name in names:
-        if method == "structured" and name == _output_layer(model):
-            out[name] = None
-            continue
-        weight = modules[name].weight
-        original = weight.detach().clone()
-        accs = []
-        for level in levels:
-            apply_masks(model, {f"{name}.weight": layer_mask(modules[name], level, method)})
-            accs.append(accuracy(predict(model, x), y))
-            weight.copy_(original)  # "original weights restored after each"
-        out[name] = accs
+    was_training = model.training
+    model.eval()
+    try:
+        for name in names:
+            if method == "structured" and name == _output_layer(model):
+                out[name] = None
+                continue
+            module = modules[name]
+            weight = module.weight
+            original = weight.detach().clone()
+            masks = [layer_mask(module, level, method) for level in levels]  # each from the original weights
+            first = 0 if stages is None else next(i for i, st in enumerate(stages)
+                                                  if any(m is module for m in st.modules()))
+            prefix, rest = (stages[:first], stages[first:]) if stages is not None else ([], [model])
+            logits: list[list[torch.Tensor]] = [[] for _ in levels]
+            for i in range(0, x.shape[0], batch_size):
+                h = _run(prefix, x[i : i + batch_size])
+                for j, mask in enumerate(masks):
+                    apply_masks(model, {f"{name}.weight": mask})
+                    logits[j].append(_run(rest, h).float())
+                    weight.copy_(original)  # "original weights restored after each"
+            out[name] = [accuracy(torch.cat(chunks) if chunks else torch.empty(0), y) for chunks in logits]
+    finally:
+        model.train(was_training)
     return out
 
 

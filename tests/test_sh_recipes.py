@@ -59,6 +59,41 @@ def test_sensitivity_restores_every_weight_and_has_no_structured_output_layer():
     assert list(out) == [n for n, _ in prunable_layers(m)]
 
 
+@pytest.mark.parametrize("arch, over, shape", [("vgg11_fc", SMALL, (3, 8, 8)), ("resnet18", {"width": 0.0625}, (1, 8, 8)),
+                                               ("lenet5", {}, (1, 28, 28))])
+@pytest.mark.parametrize("method", ["unstructured", "structured"])
+def test_sensitivity_runs_the_unpruned_prefix_once_and_gives_the_whole_models_logits(arch, over, shape, method,
+                                                                                      monkeypatch):
+    """Staged evaluation (prefix once per layer and batch) gives the logits of pruning and running the whole model."""
+    import compress.layer_pruning as lp
+    from compress.layer_pruning import _run, _stages
+    from compress.masks import apply_masks
+
+    seen = []
+    monkeypatch.setattr(lp, "accuracy", lambda logits, y: seen.append(logits) or accuracy(logits, y))
+
+    torch.manual_seed(0)
+    m = create_model(arch, 10, shape, **over).eval()
+    x, y = torch.randn(20, *shape), torch.randint(0, 10, (20,))
+    with torch.no_grad():
+        assert torch.equal(_run(_stages(m), x), m(x))
+    levels = (0.4, 0.7, 0.9)
+    sensitivity(m, x, y, levels=levels, method=method, batch_size=8)
+    modules = dict(m.named_modules())
+    expected = []
+    for name, _ in prunable_layers(m):
+        if method == "structured" and name == prunable_layers(m)[-1][0]:
+            continue
+        for level in levels:
+            original = modules[name].weight.detach().clone()
+            with torch.no_grad():
+                apply_masks(m, {f"{name}.weight": layer_mask(modules[name], level, method)})
+                expected.append(predict(m, x, batch_size=8))
+                modules[name].weight.copy_(original)
+    assert len(seen) == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(seen, expected))
+
+
 def test_allocation_reaches_the_overall_target_and_prunes_tolerant_layers_more():
     m = _model()
     layers = [n for n, _ in prunable_layers(m)]

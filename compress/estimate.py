@@ -11,7 +11,9 @@ Two sources, best first:
   its dataset's shape, one thread, forward + backward + SGD, median of a few
   steps) times its number of steps; distillation adds the teacher's forward
   pass (measured too). Kinds that train nothing (evaluation, one-shot pruning,
-  quantization, CKA) without history are counted, not guessed.
+  quantization, CKA, sensitivity) are estimated from the same probe's forward
+  pass times the passes over the test set the kind makes (:data:`TEST_PASSES`);
+  a kind missing there, or without a model, is counted, not guessed.
 
 An estimate is what it says: the build time one process spends; with several
 workers the wall time is about the total divided by the workers, as far as the
@@ -33,7 +35,26 @@ from .spec import Spec, model_root
 __all__ = ["cost_class", "build_history", "Estimate", "estimate_builds"]
 
 #: Kinds that train, and the parameter holding their training settings.
-TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "channel_prune": "finetune"}
+TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "channel_prune": "finetune",
+            "layer_prune": "finetune", "finetune": "finetune"}
+
+#: Forward passes over the test set a build makes, by kind (besides any training): a function of the spec
+#: and the number of conv/linear layers of its model. Rough by design (for ``--plan`` and the order in which
+#: Ray starts tasks): an evaluation is a few hundredths of a training, a sensitivity analysis a few trainings.
+#: Pruning (masks over every weight, then an evaluation) and CKA (a Gram matrix per layer) are counted in
+#: passes too, with factors read off the ``ci`` store's measured builds (a cold ``ci`` plan: 1.3x the measured
+#: total, each kind within 0.8-2.7x).
+TEST_PASSES = {
+    "eval": lambda p, n_test, layers: 1.0,
+    "prune": lambda p, n_test, layers: 3.0,
+    "layer_prune": lambda p, n_test, layers: 1.0,
+    "quantize": lambda p, n_test, layers: 1.0 + p.get("calib_n", 0) / n_test,
+    "eval_jitter": lambda p, n_test, layers: 2.0,
+    "gradcam": lambda p, n_test, layers: 3.0 * p.get("n_images", n_test) / n_test,
+    "layer_cka": lambda p, n_test, layers: p["models"] * p.get("n_inputs", n_test) / n_test * layers / 3,
+    # every layer at every level by every method; the unpruned prefix runs once per layer (about half)
+    "sensitivity": lambda p, n_test, layers: 1.0 + len(p["levels"]) * len(p["methods"]) * layers / 2,
+}
 #: Kinds whose steps also run a teacher's forward pass.
 WITH_TEACHER = {"distill", "rewind_distill"}
 
@@ -88,8 +109,8 @@ def _steps(spec: Spec, n_train: int) -> int:
     return int(t.get("epochs", 0)) * math.ceil(n_train / max(1, int(t.get("batch_size", 64))))
 
 
-def _probe(setup: tuple, batch_size: int, repeats: int = 3) -> tuple[float, float, int]:
-    """(seconds per training step, seconds per forward pass, training examples) for one model setup."""
+def _probe(setup: tuple, batch_size: int, repeats: int = 3) -> tuple[float, float, int, int, int]:
+    """Seconds per training step and per forward pass, training and test examples, conv/linear layers."""
     import torch
     import torch.nn.functional as F
 
@@ -117,7 +138,9 @@ def _probe(setup: tuple, batch_size: int, repeats: int = 3) -> tuple[float, floa
             with torch.no_grad():
                 model(x)
             forwards.append(time.perf_counter() - t0)
-    return statistics.median(steps), statistics.median(forwards), dataset_size(dataset, **dict(options))[0]
+    n_train, n_test = dataset_size(dataset, **dict(options))
+    layers = sum(isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) for m in model.modules())
+    return statistics.median(steps), statistics.median(forwards), n_train, n_test, layers
 
 
 @dataclass
@@ -150,21 +173,27 @@ class Estimate:
 def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *, probe: bool = True) -> Estimate:
     """Estimate the build time of ``specs`` (those still to build) from ``history``, else a probe."""
     est = Estimate()
-    probes: dict[tuple, tuple[float, float, int]] = {}
+    probes: dict[tuple, tuple[float, float, int, int, int]] = {}
     for spec in specs:
         cls = cost_class(spec)
         if history.get(cls):
             est.add(spec, "history", statistics.median(history[cls]))
             continue
         setup = _setup(spec)
-        if not probe or spec.kind not in TRAINING or setup is None:
+        training = spec.kind in TRAINING and bool(_training(spec))
+        if not probe or setup is None or not (training or spec.kind in TEST_PASSES):
             est.add(spec, "none", 0.0)
             continue
         batch = int(_training(spec).get("batch_size", 64))
         if (setup, batch) not in probes:
             probes[(setup, batch)] = _probe(setup, batch)
-        step, forward, n_train = probes[(setup, batch)]
-        per_step = step + (forward if spec.kind in WITH_TEACHER else 0.0)
-        est.add(spec, "probe", _steps(spec, n_train) * per_step)
+        step, forward, n_train, n_test, layers = probes[(setup, batch)]
+        seconds = 0.0
+        if training:
+            seconds += _steps(spec, n_train) * (step + (forward if spec.kind in WITH_TEACHER else 0.0))
+        if spec.kind in TEST_PASSES:
+            params = {**dict(spec.params), "models": len(spec.parents)}
+            passes = TEST_PASSES[spec.kind](params, max(1, n_test), layers)
+            seconds += passes * forward * math.ceil(n_test / batch)
+        est.add(spec, "probe", seconds)
     return est
-

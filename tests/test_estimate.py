@@ -43,9 +43,19 @@ def test_history_gives_the_median_of_the_class_and_a_probe_covers_training_kinds
     unseen = [_train(1, epochs=3), distill_spec(_train(1), seed=5, train=TrainConfig(epochs=3)),
               prune_spec(_train(1), sparsity=0.5)]
     probed = estimate_builds(unseen, history)
-    assert probed.counts == {"train": {"probe": 1}, "distill": {"probe": 1}, "prune": {"none": 1}}
-    # 3 epochs of 2 steps (128 examples, batch 64); the student step plus the teacher's forward costs more.
-    assert 0 < probed.seconds["train"] < probed.seconds["distill"] and probed.seconds["prune"] == 0
-    assert "1 not estimated" in probed.describe("prune") and "1 by probe" in probed.describe("train")
+    assert probed.counts == {"train": {"probe": 1}, "distill": {"probe": 1}, "prune": {"probe": 1}}
+    # 3 epochs of 2 steps (128 examples, batch 64); the student step plus the teacher's forward costs more;
+    # pruning trains nothing: a few forward passes over the test set, far less than a training.
+    assert 0 < probed.seconds["prune"] < probed.seconds["train"] < probed.seconds["distill"]
+    assert "1 by probe" in probed.describe("prune") and "1 by probe" in probed.describe("train")
     assert estimate_builds(unseen, history, probe=False).counts["train"] == {"none": 1}
+
+
+def test_a_kind_with_no_known_cost_is_counted_not_guessed():
+    from compress.spec import Spec
+
+    odd = Spec.make("some_new_kind", parents=(_train(0),))
+    est = estimate_builds([odd], {})
+    assert est.counts == {"some_new_kind": {"none": 1}} and est.total == 0
+    assert "1 not estimated" in est.describe("some_new_kind")
 

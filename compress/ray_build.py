@@ -145,7 +145,7 @@ def build_with_ray(specs: Iterable[Spec], artifact_dir: str | os.PathLike[str], 
         # At most one task per slot in flight, the ready one heading the longest chain of work first: Ray
         # starts queued tasks in arrival order, so the order is kept here (critical path first).
         while len(pending) < slots and sched.ready:
-            spec = sched.pop(running=[spec_of[r] for r in pending])
+            spec = sched.pop()
             ref = task.remote(root, spec, device, data_root, download, builders,
                               *[refs[p.key] for p in spec.parents if p.key in refs])
             refs[spec.key], spec_of[ref] = ref, spec
@@ -193,16 +193,7 @@ class _Schedule:
     schedule with its rewinds and mixed descendants) from being left for the
     end, when there is too little else to run beside them. Specs without an
     estimate count as the median estimate (1 s when there is none).
-
-    Beside a running build, a spec of another kind is preferred among the
-    :attr:`LOOKAHEAD` highest-ranked ready ones: longest-chain-first alone
-    started builds of one kind side by side (students of one distillation
-    step on both slots 93-98 % of their time, against 11-32 % under xdist),
-    and those same builds took 14-21 % longer under Ray than under xdist.
     """
-
-    #: How far down the ranking :meth:`pop` looks for a spec of a kind no running build has.
-    LOOKAHEAD = 16
 
     def __init__(self, todo: list[Spec], cost: dict[str, float]):
         keys = {s.key for s in todo}
@@ -234,18 +225,8 @@ class _Schedule:
     def ready(self) -> bool:
         return bool(self._heap)
 
-    def pop(self, running: Iterable[Spec] = ()) -> Spec:
-        """The ready spec to start next: the highest-ranked, or (beside ``running`` builds) the
-        highest-ranked of a kind none of them has, within the first :attr:`LOOKAHEAD`."""
-        busy = {r.kind for r in running}
-        if not busy:
-            return heapq.heappop(self._heap)[-1]
-        looked = [heapq.heappop(self._heap) for _ in range(min(self.LOOKAHEAD, len(self._heap)))]
-        pick = next((i for i, item in enumerate(looked) if item[-1].kind not in busy), 0)
-        for i, item in enumerate(looked):
-            if i != pick:
-                heapq.heappush(self._heap, item)
-        return looked[pick][-1]
+    def pop(self) -> Spec:
+        return heapq.heappop(self._heap)[-1]
 
     def finished(self, spec: Spec) -> None:
         """``spec`` was built: its children whose parents are now all built become ready."""

@@ -43,31 +43,3 @@ def test_specs_without_an_estimate_count_as_the_median_and_present_parents_are_n
     assert [sched.pop(), sched.pop()] == [b, a] and not sched.ready
     sched.finished(b)
     assert sched.pop() == c
-
-
-def test_beside_a_running_build_a_spec_of_another_kind_goes_first_within_the_lookahead():
-    root = Spec.make("train", seed=0)
-    students = [Spec.make("distill", parents=(root,), i=i) for i in range(3)]
-    evals = [Spec.make("eval", parents=(root,), i=i) for i in range(2)]
-    cost = {s.key: 10.0 for s in students} | {s.key: 1.0 for s in evals}
-    sched = _Schedule([*students, *evals], cost)  # the root is already built: all five are ready
-    first = sched.pop()
-    assert first.kind == "distill"  # nothing running: the highest rank
-    second = sched.pop(running=[first])
-    assert second.kind == "eval"  # a distillation is running: an evaluation goes beside it
-    third = sched.pop(running=[second])
-    assert third.kind == "distill" and third != first  # beside the evaluation: the ranking again
-    assert sched.pop(running=[first, third]).kind == "eval"
-    assert sched.pop(running=[first, third]).kind == "distill"  # no other kind left: the ranking decides
-    assert not sched.ready
-
-
-def test_the_lookahead_bounds_how_far_the_ranking_is_left():
-    root = Spec.make("train", seed=0)
-    students = [Spec.make("distill", parents=(root,), i=i) for i in range(_Schedule.LOOKAHEAD + 1)]
-    low = Spec.make("eval", parents=(root,))
-    sched = _Schedule([*students, low], {s.key: 10.0 for s in students} | {low.key: 1.0})
-    running = [sched.pop()]
-    # 16 distillations are ranked above the evaluation: it is out of reach, the ranking decides
-    assert sched.pop(running=running).kind == "distill"
-    assert sched.pop(running=running) == low  # now 15 are: inside the lookahead, another kind goes first

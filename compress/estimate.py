@@ -38,22 +38,22 @@ __all__ = ["cost_class", "build_history", "Estimate", "estimate_builds"]
 TRAINING = {"train": "train", "distill": "train", "rewind_distill": "train", "channel_prune": "finetune",
             "layer_prune": "finetune", "finetune": "finetune"}
 
-#: Forward passes over the test set a build makes, by kind (besides any training): a function of the spec
-#: and the number of conv/linear layers of its model. Rough by design (for ``--plan`` and the order in which
+#: Forward passes over the test set a build makes, by kind (besides any training): a function of the spec,
+#: the test set's size and the number of conv/linear layers of its model. Rough by design (for ``--plan`` and the order in which
 #: Ray starts tasks): an evaluation is a few hundredths of a training, a sensitivity analysis a few trainings.
 #: Pruning (masks over every weight, then an evaluation) and CKA (a Gram matrix per layer) are counted in
-#: passes too, with factors read off the ``ci`` store's measured builds (a cold ``ci`` plan: 1.3x the measured
-#: total, each kind within 0.8-2.7x).
+#: passes too, with factors read off the ``ci`` store's measured builds (a cold ``ci`` plan, two probes on this
+#: machine: 1.05-1.3x the measured total, each kind within 0.7-2.7x).
 TEST_PASSES = {
-    "eval": lambda p, n_test, layers: 1.0,
-    "prune": lambda p, n_test, layers: 3.0,
-    "layer_prune": lambda p, n_test, layers: 1.0,
-    "quantize": lambda p, n_test, layers: 1.0 + p.get("calib_n", 0) / n_test,
-    "eval_jitter": lambda p, n_test, layers: 2.0,
-    "gradcam": lambda p, n_test, layers: 3.0 * p.get("n_images", n_test) / n_test,
-    "layer_cka": lambda p, n_test, layers: p["models"] * p.get("n_inputs", n_test) / n_test * layers / 3,
+    "eval": lambda s, n_test, layers: 1.0,
+    "prune": lambda s, n_test, layers: 3.0,
+    "layer_prune": lambda s, n_test, layers: 1.0,
+    "quantize": lambda s, n_test, layers: 1.0 + s.param("calib_n") / n_test,
+    "eval_jitter": lambda s, n_test, layers: 2.0,
+    "gradcam": lambda s, n_test, layers: 3.0 * s.param("n_images") / n_test,
+    "layer_cka": lambda s, n_test, layers: len(s.parents) * s.param("n_inputs") / n_test * layers / 3,
     # every layer at every level by every method; the unpruned prefix runs once per layer (about half)
-    "sensitivity": lambda p, n_test, layers: 1.0 + len(p["levels"]) * len(p["methods"]) * layers / 2,
+    "sensitivity": lambda s, n_test, layers: 1.0 + len(s.param("levels")) * len(s.param("methods")) * layers / 2,
 }
 #: Kinds whose steps also run a teacher's forward pass.
 WITH_TEACHER = {"distill", "rewind_distill"}
@@ -192,8 +192,6 @@ def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *
         if training:
             seconds += _steps(spec, n_train) * (step + (forward if spec.kind in WITH_TEACHER else 0.0))
         if spec.kind in TEST_PASSES:
-            params = {**dict(spec.params), "models": len(spec.parents)}
-            passes = TEST_PASSES[spec.kind](params, max(1, n_test), layers)
-            seconds += passes * forward * math.ceil(n_test / batch)
+            seconds += TEST_PASSES[spec.kind](spec, max(1, n_test), layers) * forward * math.ceil(n_test / batch)
         est.add(spec, "probe", seconds)
     return est

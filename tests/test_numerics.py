@@ -36,8 +36,9 @@ print(json.dumps(out))
 
 
 def _build(tmp_path, name, **env):
+    env = {**os.environ, numerics.MODE_VARIABLE: "portable", **env}
     res = subprocess.run([sys.executable, "-c", BUILD, str(tmp_path / name)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=300, env={**os.environ, **env})
+                         cwd=ROOT, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-2000:]
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -50,21 +51,49 @@ def test_the_callers_cpu_capability_does_not_change_the_bytes(tmp_path):
     assert len({json.dumps([r["lenet5"], r["resnet18"]]) for r in runs}) == 1
 
 
-def test_portable_mode_pins_and_native_mode_does_not(monkeypatch):
+def test_native_is_the_default_and_portable_mode_pins(monkeypatch):
     monkeypatch.delenv(numerics.MODE_VARIABLE, raising=False)
+    assert numerics.mode() == "native" == numerics.DEFAULT_MODE and numerics.pin_cpu_dispatch() is False
+    monkeypatch.setenv(numerics.MODE_VARIABLE, "")
+    assert numerics.mode() == "native"
+    monkeypatch.setenv(numerics.MODE_VARIABLE, " Portable ")
     assert numerics.mode() == "portable"
-    monkeypatch.setenv(numerics.MODE_VARIABLE, "native")
-    assert numerics.mode() == "native" and numerics.pin_cpu_dispatch() is False
     monkeypatch.setenv(numerics.MODE_VARIABLE, "fast")
-    with pytest.raises(ValueError, match="'portable', 'native'. Got 'fast' instead"):
+    with pytest.raises(ValueError, match="'native', 'portable'. Got 'fast' instead"):
         numerics.mode()
+
+
+PORTABLE_CONV = """
+import json
+import compress, torch
+from torch.profiler import profile
+from compress import numerics
+conv, x = torch.nn.Conv2d(64, 64, 3, padding=1), torch.randn(32, 64, 8, 8)
+with numerics.cpu_build(), torch.no_grad(), profile() as prof:
+    conv(x)
+print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability(), "mode": numerics.mode(),
+                  "kernels": sorted({e.key for e in prof.key_averages()})}))
+"""
+
+
+def test_portable_mode_in_a_fresh_process_pins_dispatch_and_convolves_without_nnpack():
+    """The opt-in mode, as a user sets it: before torch loads (pytest's own process runs the default)."""
+    env = {**os.environ, numerics.MODE_VARIABLE: "portable", "ATEN_CPU_CAPABILITY": "avx2"}
+    res = subprocess.run([sys.executable, "-c", PORTABLE_CONV], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["mode"] == "portable" and out["capability"] == "DEFAULT"
+    assert not any("nnpack" in k for k in out["kernels"]), out["kernels"]
+    assert any(k in out["kernels"] for k in ("aten::_slow_conv2d_forward", "aten::thnn_conv2d")), out["kernels"]
 
 
 def test_environment_records_what_decides_the_bytes_and_differences_name_them():
     env = numerics.environment("cpu")
     assert {"torch", "numerics", "cpu_capability", "mkl_cbwr", "threads", "device"} <= set(env)
-    other = {**env, "cpu_capability": "AVX512", "device": "cuda:1"}
-    assert numerics.differences(env, other) == [f"cpu_capability: {env['cpu_capability']} → AVX512", "device: cpu → cuda"]
+    cap = "DEFAULT" if env["cpu_capability"] != "DEFAULT" else "AVX512"  # another capability than this one's
+    other = {**env, "cpu_capability": cap, "device": "cuda:1"}
+    assert numerics.differences(env, other) == [f"cpu_capability: {env['cpu_capability']} → {cap}", "device: cpu → cuda"]
     assert numerics.differences({**env, "device": "cuda:0"}, {**env, "device": "cuda:1"}) == []
     assert numerics.differences(None, env) == []
 
@@ -79,22 +108,6 @@ def test_a_cpu_build_is_single_threaded_without_onednn_or_nnpack_and_restores_th
         # NNPACK's forward convolutions block their sums by the L1 cache size: never in a portable build.
         assert torch._C._get_nnpack_enabled() is (numerics.mode() != "portable")
     assert torch.get_num_threads() == before and torch._C._get_nnpack_enabled() is nnpack_before
-
-
-def test_a_portable_cpu_build_convolves_without_nnpack():
-    """The profiler names the kernel: ATen's own (im2col + MKL), never NNPACK, for a batch NNPACK would take."""
-    import torch
-    from torch.profiler import profile
-
-    if numerics.mode() != "portable":
-        pytest.skip("native mode uses whatever the CPU offers")
-    conv = torch.nn.Conv2d(64, 64, 3, padding=1)
-    x = torch.randn(32, 64, 8, 8)
-    with numerics.cpu_build(), torch.no_grad(), profile() as prof:
-        conv(x)
-    names = {e.key for e in prof.key_averages()}
-    assert not any("nnpack" in n for n in names), sorted(names)
-    assert any(n in names for n in ("aten::_slow_conv2d_forward", "aten::thnn_conv2d")), sorted(names)
 
 
 def test_resolve_device_names_what_it_cannot_use():

@@ -43,7 +43,16 @@ JSON fields (every key always present; numbers that are not finite become
                           ``effect_of_interest``; for compound rules, relative to it: see
                           ``power_detail``)
 ``power_detail``          method, level, simulations, SDs, per-part effects of interest
-``underpowered``          power < 0.8
+``design_status``         what the design says about the verdict: ``decided`` (supported or
+                          refuted, whatever the power), ``inconclusive-powered`` (power ≥ 0.8
+                          at the effect of interest: the effect is smaller than it),
+                          ``inconclusive-underpowered``; null without a power analysis
+``units_needed``          total units that would give power 0.8 at the effect of interest,
+                          simulated from the variance this run measured (every group scaled
+                          in proportion); null when more than the search's limit would be
+                          needed (``power_detail["units_needed_search"]``) or nothing varies
+``underpowered``          ``design_status == "inconclusive-underpowered"`` (a decided verdict
+                          is never labelled underpowered; its power is a property of the design)
 ``cannot_decide``         no data could reach p < α with this design (e.g. one unit)
 ``stability``             share of unit resamples that give the same verdict (null: not computed)
 ``fragile``               stability < 0.8
@@ -73,7 +82,7 @@ import numpy as np
 
 from ._validation import check_choice, invalid
 
-__all__ = ["VERDICTS", "FORMS", "Evidence", "jsonable", "instance_id"]
+__all__ = ["VERDICTS", "FORMS", "DESIGN_STATUSES", "Evidence", "jsonable", "instance_id"]
 
 VERDICTS = ("supported", "refuted", "inconclusive", "error")
 FORMS = ("directional", "non-inferiority", "equivalence", "trend", "universal", "existential", "exact", "number")
@@ -81,6 +90,8 @@ FORMS = ("directional", "non-inferiority", "equivalence", "trend", "universal", 
 #: Stability below this labels a verdict fragile; power below it labels a design underpowered (CLAIMS.md).
 FRAGILE_BELOW = 0.8
 UNDERPOWERED_BELOW = 0.8
+#: What the design says about a verdict (``Evidence.design_status``; :func:`analysis.family.design_status`).
+DESIGN_STATUSES = ("decided", "inconclusive-powered", "inconclusive-underpowered")
 
 
 def instance_id(claim_id: str, params: Mapping) -> str:
@@ -124,6 +135,8 @@ class Evidence:
     power: float | None = None
     mde: float | None = None
     power_detail: dict = field(default_factory=dict)
+    design_status: str | None = None
+    units_needed: int | None = None
     underpowered: bool = False
     cannot_decide: bool = False
     stability: float | None = None
@@ -142,6 +155,8 @@ class Evidence:
         check_choice("verdict", "Evidence", self.verdict, VERDICTS)
         if self.form:
             check_choice("form", "Evidence", self.form, FORMS)
+        if self.design_status is not None:
+            check_choice("design_status", "Evidence", self.design_status, DESIGN_STATUSES)
 
     @property
     def instance_id(self) -> str:

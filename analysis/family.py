@@ -34,11 +34,11 @@ import numpy as np
 
 from ._validation import check_in_range, invalid
 from .evidence import FRAGILE_BELOW, FORMS, UNDERPOWERED_BELOW, Evidence, instance_id
-from .power import PowerModel
+from .power import MAX_UNITS, PowerModel
 from .rules import Outcome, Rule
 from .units import UnitTable, column_key
 
-__all__ = ["Measurement", "decide_family", "holm", "verdict_from", "FamilySettings"]
+__all__ = ["Measurement", "decide_family", "design_status", "holm", "verdict_from", "FamilySettings"]
 
 
 @dataclass
@@ -244,6 +244,7 @@ def decide_family(
         verdict = verdicts[id(m)]
         decider = o.deciding(verdict)
         level = alpha / max(m_support, 1) if m.asserted else alpha
+        needed, curve = None, []
         if settings.power_simulations:
             model = PowerModel(m.table, m.rule, simulations=settings.power_simulations,
                                seed=_seed(settings, "power:" + m.instance_id))
@@ -251,6 +252,9 @@ def decide_family(
             power = model.power(level) if can_decide else 0.0
             factor = model.mde_factor(level) if can_decide else float("nan")
             sds = model.sd()
+            needed = model.units_needed(level)
+            # Far enough to read a profile with several times the units, or twice the units needed.
+            curve = model.power_curve(level, up_to=max(4 * model.units, 2 * (needed or MAX_UNITS // 2), 20))
         else:  # power analysis switched off (fast simulations of the construction)
             can_decide, power, factor, sds = not math.isnan(o.p_support), None, float("nan"), {}
         eoi = decider.effect_of_interest
@@ -265,6 +269,9 @@ def decide_family(
                          "(the test's p is 0 or 1 by construction).")
         if not can_decide:
             notes.append("The design cannot decide: no data could reach significance (too few units).")
+        status = design_status(verdict, power, can_decide)
+        if status == "inconclusive-powered":
+            notes.append(_smaller_than_interest(decider, power))
         out.append(Evidence(
             claim_id=m.claim_id, params=dict(m.params), sentence=m.sentence, verdict=verdict,
             asserted=m.asserted, not_asserted_reason=m.not_asserted_reason, form=_form(m.rule, m),
@@ -281,8 +288,12 @@ def decide_family(
                           "mde_factor": factor, "sd": sds,
                           **({"mde": "none: no effect within the scale's range (or 64 × the effect of interest) "
                                      "reaches 80 % power"} if mde == float("inf") else {}),
-                          "effects_of_interest": {leaf.name: (leaf.effect_of_interest) for leaf in o.leaves()}},
-            underpowered=bool(can_decide and power is not None and power < UNDERPOWERED_BELOW),
+                          "effects_of_interest": {leaf.name: (leaf.effect_of_interest) for leaf in o.leaves()},
+                          **({"units_needed_search": f"simulated with up to {MAX_UNITS} units, every group scaled "
+                                                    "in proportion, the measured covariance kept",
+                              "power_curve": curve} if settings.power_simulations else {})},
+            design_status=status, units_needed=needed,
+            underpowered=status == "inconclusive-underpowered",
             cannot_decide=not can_decide,
             stability=st, fragile=bool(st is not None and st < FRAGILE_BELOW), deviations=list(m.deviations),
             parts=_parts(o, decider), replicates=m.table.records(), paper_value=m.paper_value,
@@ -290,6 +301,34 @@ def decide_family(
             details=dict(m.details),
         ))
     return out
+
+
+def design_status(verdict: str, power: float | None, can_decide: bool = True) -> str | None:
+    """What the design says about a verdict (:data:`~analysis.evidence.DESIGN_STATUSES`).
+
+    A supported or refuted verdict is *decided*, whatever the design's power: power qualifies a result that
+    did not reach a decision, and on a decided one "underpowered" would read as "don't trust this" (its
+    fragility says how far to trust it). An inconclusive verdict is *powered* when the design had power
+    ≥ 0.8 at the effect of interest (the effect is then smaller than the effect of interest), else
+    *underpowered*. None: inconclusive with no power analysis run.
+    """
+    if verdict in ("supported", "refuted"):
+        return "decided"
+    if verdict != "inconclusive" or power is None:
+        return None
+    return "inconclusive-powered" if can_decide and power >= UNDERPOWERED_BELOW else "inconclusive-underpowered"
+
+
+def _smaller_than_interest(decider: Outcome, power: float) -> str:
+    """The finding an inconclusive verdict of a powered design states (CLAIMS.md: "an effect shown smaller than δ
+    is reported as such")."""
+    eoi = decider.effect_of_interest
+    what = "margin" if decider.form in ("equivalence", "non-inferiority") else "effect of interest"
+    if decider.form in ("equivalence", "non-inferiority"):
+        return (f"Inconclusive with power {power:.2f} at no difference and the {what} {eoi:g}: the data sit near "
+                f"the margin, neither clearly inside nor clearly outside it.")
+    return (f"Inconclusive with power {power:.2f} at the {what} δ = {eoi:g}: the effect is smaller than the "
+            "effect of interest (a design this size would likely have shown one of that size).")
 
 
 def _mde(factor: float, effect_of_interest: float | None, bound: float | None) -> float | None:
@@ -304,6 +343,7 @@ def _untested(m: Measurement, alpha: float, environment: Mapping | None) -> Evid
     return Evidence(
         claim_id=m.claim_id, params=dict(m.params), sentence=m.sentence, verdict=m.verdict, asserted=m.asserted,
         not_asserted_reason=m.not_asserted_reason, form=m.form, test=m.test, alpha=alpha, effect=m.effect,
+        design_status=design_status(m.verdict, None),
         effect_name=m.effect_name, deviations=list(m.deviations), paper_value=m.paper_value,
         ours_value=m.ours_value, figures=list(m.figures), notes=list(m.notes),
         environment=dict(environment or {}), details=dict(m.details),

@@ -28,7 +28,8 @@ line by line)::
      "environment": {"torch": …, "numerics": …, "cpu_capability": …, …},
      "findings": {"<instance_id>": {"claim_id", "params", "verdict", "asserted", "stability",
                                     "summary": {test, p_value, p_adjusted, p_refute_adjusted, effect, ci, n,
-                                                power, mde},
+                                                power, mde, effect_of_interest, design_status,
+                                                units_needed, power_curve: [[units, power], …]},
                                     "parts": {"<part>": {"estimate", "se", "df", "values": {...}}}}}}
 """
 from __future__ import annotations
@@ -59,7 +60,8 @@ __all__ = [
 FORMAT_VERSION = 2
 # "error" means the experiment did not run: it is never an expectation.
 EXPECTABLE_VERDICTS = ("supported", "refuted", "inconclusive")
-SUMMARY_KEYS = ("test", "p_value", "p_adjusted", "p_refute_adjusted", "effect", "effect_name", "ci", "n", "power", "mde")
+SUMMARY_KEYS = ("test", "p_value", "p_adjusted", "p_refute_adjusted", "effect", "effect_name", "ci", "n", "power", "mde",
+                "effect_of_interest", "design_status", "units_needed")
 STATUSES = ("unchanged", "changed", "fragile-flip", "shifted", "added", "removed", "error")
 _FAILING = ("changed", "shifted")
 
@@ -388,7 +390,9 @@ def _entry(record: Mapping) -> dict:
         "verdict": record["verdict"],
         "asserted": bool(record.get("asserted", True)),
         "stability": record.get("stability"),
-        "summary": {k: record.get(k) for k in SUMMARY_KEYS},
+        # The power curve lets --plan predict a profile's power before training (power at other unit counts).
+        "summary": {**{k: record.get(k) for k in SUMMARY_KEYS},
+                    "power_curve": (record.get("power_detail") or {}).get("power_curve")},
         "parts": parts,
     })
 

@@ -21,7 +21,7 @@ from analysis.family import Measurement
 from analysis.rules import Directional, NonInferiority
 from analysis.units import UnitTable
 from fixtures.claims import claim
-from fixtures.mh import COUNTINGS, MH_METHODS
+from fixtures.mh import COUNTINGS, MH_METHODS, mh_units_for
 
 UNIT = "teacher → student pair (its seeds averaged within it)"
 
@@ -259,7 +259,8 @@ def weight_pruned_students_match_teacher(case, world):
 # ---------------------------------------------------------------- MH-4
 @claim("MH-4", "Channel-pruned students are less accurate than their teachers (ResNet-50 excepted).",
        world="mh_world", needs=("teachers", "weight_pruned", "channel_pruned"),
-       cases=lambda p: [c for ref in TEACHER_REFERENCES for c in _cases(p, teacher=ref)])
+       cases=lambda p: [c for ref in TEACHER_REFERENCES for c in _cases(p, teacher=ref)],
+       units=lambda p, case: mh_units_for(p, case, skip_students=EXCEPTION_STUDENTS))
 def channel_pruned_students_below_teacher(case, world):
     """MH-4 (§4.1, channel pruning): "with the exception of the ResNet-50 architecture, pruned student models
     are less accurate than their corresponding teacher models"; ResNet-101→50, the exception: 56.78 % vs 54.34 %.

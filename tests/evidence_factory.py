@@ -3,7 +3,9 @@
 Records are made through :class:`analysis.evidence.Evidence` itself, so they
 carry every key of the schema the report renders. :func:`records` covers each
 case the report must show: supported / refuted / inconclusive / error, not
-asserted, a compound rule with parts, underpowered, cannot decide, fragile,
+asserted, a compound rule with parts, the three design statuses (decided with
+low design power, inconclusive and powered, inconclusive and underpowered with
+the units it needs), cannot decide, fragile,
 conditional on a shared base, a number claim without a test, two scales in
 one claim, figures shared by instances and by claims, paper-table rows.
 """
@@ -40,6 +42,7 @@ def evidence(claim_id: str = "MW-1", params: dict | None = None, **fields) -> di
         p_refute=0.99, p_refute_adjusted=1.0, decided_by="support", alpha=0.05, effect=0.12,
         effect_name="mean log distance ratio S/I", scale="log ratio", ci=(0.05, 0.19), ci_level=0.9, reference=0.0,
         margin=(LOG_MARGIN, None), effect_of_interest=LOG_MARGIN, n={"units": 8}, power=0.91, mde=-0.17,
+        design_status="decided", units_needed=6,
         power_detail=dict(POWER_DETAIL), stability=0.96, deviations=[DEVIATION_DATA, DEVIATION_EPOCHS],
         parts=[_part("S/I")], replicates={"units": [f"B{i}" for i in range(8)], "values": {"S/I": [0.1] * 8}},
         paper_value="landscapes only", ours_value={"student": 0.0043, "independent": 0.0254}, figures=[], notes=[],
@@ -58,7 +61,15 @@ def records(figure: str, shared_figure: str) -> list[dict]:
                  figures=[figure], stability=0.55, fragile=True),
         evidence("MW-1", {"exp": "digits-lenet5", "α": 0.5}, verdict="inconclusive", decided_by=None, effect=-0.05,
                  ci=(-0.3, 0.2), p_value=0.21, p_adjusted=0.42, p_refute=0.64, p_refute_adjusted=0.77, power=0.41,
-                 mde=-0.4, underpowered=True, stability=0.7, fragile=True),
+                 mde=-0.4, design_status="inconclusive-underpowered", units_needed=23, underpowered=True,
+                 stability=0.7, fragile=True),
+        # Decided with a design of low power at the effect of interest: never labelled underpowered.
+        evidence("MW-1", {"exp": "digits-lenet5", "α": 0.3}, power=0.12, units_needed=140),
+        # Inconclusive although the design had power: the effect lies at the margin.
+        evidence("MW-3", {"exp": "digits-lenet5", "bits": 4}, verdict="inconclusive", decided_by=None, form="equivalence",
+                 margin=(LOG_MARGIN, -LOG_MARGIN), effect_of_interest=-LOG_MARGIN, effect=0.2, ci=(0.1, 0.3),
+                 p_value=0.3, p_adjusted=0.3, p_refute=0.4, p_refute_adjusted=0.4, power=0.93, mde=0.15,
+                 design_status="inconclusive-powered", units_needed=5),
         evidence("MW-1", {"exp": "digits-lenet5", "α": 0.7}, verdict="supported", asserted=False,
                  not_asserted_reason="extension beyond the paper's α values", effect=0.08, ci=(0.01, 0.16),
                  p_adjusted=None, p_refute_adjusted=None, p_value=0.03, p_refute=0.97),
@@ -70,7 +81,8 @@ def records(figure: str, shared_figure: str) -> list[dict]:
                  effect_of_interest=-LOG_MARGIN, mde=0.15, conditional_on="teacher B_0",
                  test="TOST on the per-unit mean log ratio"),
         evidence("MW-4", {"exp": "digits-lenet5"}, verdict="inconclusive", decided_by=None, form="directional",
-                 n={"units": 1}, power=0.0, mde=None, cannot_decide=True, effect=0.02, ci=None, ci_level=None,
+                 n={"units": 1}, power=0.0, mde=None, cannot_decide=True, underpowered=True,
+                 design_status="inconclusive-underpowered", units_needed=None, effect=0.02, ci=None, ci_level=None,
                  p_value=1.0, p_adjusted=1.0, p_refute=1.0, p_refute_adjusted=1.0, stability=None,
                  power_detail={**POWER_DETAIL, "mde": "none: one unit cannot reach α"}),
         Evidence.from_error("MW-9", {"exp": "digits-mobilenet"}, "training diverged: loss is NaN after epoch 3",

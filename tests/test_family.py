@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
+from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from analysis.evidence import Evidence
 from analysis.family import FamilySettings, Measurement, decide_family, holm, verdict_from
 from analysis.power import PowerModel
-from analysis.rules import AllOf, Directional, Equivalence, NonInferiority
+from analysis.rules import AllOf, Directional, Equivalence, GroupDifference, NonInferiority
 from analysis.units import UnitTable
 
 FAST = FamilySettings(power_simulations=2000, stability_resamples=200)
@@ -137,3 +137,89 @@ def test_evidence_round_trips_through_json():
     d = ev.to_dict()
     back = Evidence.from_dict(d)
     assert back.to_dict() == d and d["instance_id"] == "MW-4[a]"
+
+
+# ---------------------------------------------------------------- units needed and the power curve
+
+
+@pytest.mark.parametrize("sd_scale, delta", [(1.0, 0.8), (1.0, 0.4), (2.0, 0.5)])
+def test_units_needed_for_a_directional_match_statsmodels(sd_scale, delta):
+    x = np.random.default_rng(7).normal(0, sd_scale, 10)
+    sd = x.std(ddof=1)
+    model = PowerModel(table_of(x), Directional("d", "x", delta=delta), simulations=4000, seed=3)
+    expected = TTestPower().solve_power(effect_size=delta / sd, power=0.8, alpha=0.05, alternative="larger")
+    needed = model.units_needed(0.05)
+    assert needed == pytest.approx(math.ceil(expected), abs=max(2, 0.08 * expected))
+    # the search's answer is where the simulated power crosses 0.8
+    assert model.power(0.05, units=needed) >= 0.8 > model.power(0.05, units=needed - 1) - 0.03
+
+
+def test_units_needed_below_the_design_when_it_has_more_power_than_needed():
+    x = np.random.default_rng(1).normal(0, 0.2, 30)
+    model = PowerModel(table_of(x), Directional("d", "x", delta=1.0), seed=0)
+    assert model.power(0.05) == 1.0 and 2 <= model.units_needed(0.05) < 6
+
+
+def test_units_needed_is_none_beyond_the_search_and_for_one_unit():
+    x = np.random.default_rng(2).normal(0, 5.0, 6)
+    model = PowerModel(table_of(x), Directional("d", "x", delta=0.01), simulations=200, seed=0)
+    assert model.units_needed(0.05, max_units=200) is None
+    assert PowerModel(table_of([1.0]), Directional("d", "x", delta=1), seed=0).units_needed(0.05) is None
+
+
+def test_grouped_designs_scale_every_group_in_proportion():
+    t = UnitTable("u")
+    rng = np.random.default_rng(4)
+    for i in range(12):
+        t.add(f"a{i}", models=[f"a{i}"], group="a", x=rng.normal())
+    for i in range(6):
+        t.add(f"b{i}", models=[f"b{i}"], group="b", x=rng.normal())
+    from analysis.power import group_sizes
+    assert group_sizes({"a": 12, "b": 6}, 36) == {"a": 24, "b": 12}
+    assert group_sizes({"a": 12, "b": 6}, 3) == {"a": 2, "b": 2}  # at least two a group
+    rule = GroupDifference("g", "x", "a", "b", delta=1.0)
+    model = PowerModel(t, rule, simulations=2000, seed=1)
+    sd = math.sqrt((np.var(t.data()["x|a"], ddof=1) + np.var(t.data()["x|b"], ddof=1)) / 2)
+    expected_b = TTestIndPower().solve_power(effect_size=1.0 / sd, power=0.8, alpha=0.05, ratio=2.0,
+                                             alternative="larger")
+    assert model.units_needed(0.05) == pytest.approx(3 * expected_b, rel=0.2)
+
+
+def test_power_curve_rises_and_contains_the_design():
+    x = np.random.default_rng(3).normal(0, 1, 8)
+    model = PowerModel(table_of(x), Directional("d", "x", delta=0.6), seed=0)
+    curve = model.power_curve(0.05, up_to=60)
+    counts, powers = zip(*curve)
+    assert 8 in counts and counts == tuple(sorted(counts)) and max(counts) <= 60
+    assert dict(curve)[8] == pytest.approx(model.power(0.05))
+    assert np.all(np.diff(powers) > -0.03) and powers[-1] > 0.95 > 0.5 > powers[0]
+    from analysis.power import power_at_units
+    assert power_at_units(curve, 8) == pytest.approx(dict(curve)[8], abs=0.02)
+    assert power_at_units(curve, 1000) is None
+
+
+def _inconclusive(rule, values):
+    (ev,) = decide_family([_measure(values, rule)], FAST)
+    return ev
+
+
+def test_a_decided_verdict_is_never_labelled_underpowered_however_low_the_design_power():
+    # A huge effect decided with four units, against a tiny effect of interest the design cannot resolve.
+    values = [5.0, 5.5, 4.5, 6.0]
+    (ev,) = decide_family([_measure(values, Directional("d", "x", delta=0.01))], FAST)
+    assert ev.verdict == "supported" and ev.power < 0.8
+    assert ev.design_status == "decided" and not ev.underpowered
+
+
+def test_inconclusive_verdicts_are_powered_or_underpowered_with_the_units_they_need():
+    z = np.random.default_rng(8).normal(0.0, 1.0, 6)
+    noisy = list(z - z.mean() + 0.1)  # a small positive mean, widely spread
+    under = _inconclusive(Directional("d", "x", delta=0.5), noisy)
+    assert under.verdict == "inconclusive" and under.design_status == "inconclusive-underpowered"
+    assert under.underpowered and under.units_needed > 6
+    assert under.power_detail["power_curve"][-1][0] >= under.units_needed
+    x = np.random.default_rng(9).normal(0.0, 0.05, 30)
+    precise = list(x - x.mean() + 0.005)  # near zero, tightly measured
+    powered = _inconclusive(Directional("d", "x", delta=0.5), precise)
+    assert powered.verdict == "inconclusive" and powered.design_status == "inconclusive-powered"
+    assert not powered.underpowered and any("smaller than the effect of interest" in n for n in powered.notes)

@@ -104,8 +104,12 @@ def test_summary_counts_relate_to_the_records():
     assert summary["asserted"] == len(asserted) and summary["asserted_with_power"] == len(with_power)
     assert math.isclose(summary["powered_share"], sum(r["power"] >= 0.8 for r in with_power) / len(with_power))
     assert summary["fragile"] == sum(r["fragile"] for r in records) == 2
-    assert summary["underpowered"] == sum(r["underpowered"] for r in records) == 1
+    assert summary["underpowered"] == sum(r["underpowered"] for r in records) == 2  # one of them cannot decide
     assert summary["cannot_decide"] == 1
+    assert summary["design_status"] == {
+        status: sum(r["asserted"] and r["design_status"] == status for r in records) for status in
+        ("decided", "inconclusive-powered", "inconclusive-underpowered")}
+    assert summary["design_status"]["inconclusive-powered"] == 1 and summary["design_status"]["decided"] >= 3
     assert summary["regression"] == factory.regression()["summary"]
     assert build_report(records, run=factory.run())["summary"]["regression"] is None
 
@@ -138,7 +142,8 @@ def test_figures_are_listed_once_per_claim_forest_plot_first():
     # A forest plot needs an effect with a CI: none for the untested, the failed, or the one without a CI.
     assert {"MW-4", "MW-9", "GC-5"}.isdisjoint(by_claim)
     forest = by_claim["MW-3"][0]
-    assert forest["instances"] == ["MW-3[digits-lenet5,bits=8]", "MW-3[digits-lenet5,bits=16]"]
+    assert forest["instances"] == ["MW-3[digits-lenet5,bits=4]", "MW-3[digits-lenet5,bits=8]",
+                                   "MW-3[digits-lenet5,bits=16]"]
 
 
 def test_non_finite_and_numpy_values_become_plain_json():
@@ -187,7 +192,7 @@ def test_json_round_trips_through_load_report(written):
 
     json.loads((out / "claims.json").read_text(encoding="utf-8"), parse_constant=no_constants)
     loaded = load_report(out / "claims.json")
-    assert loaded == json.loads(json.dumps(doc)) and loaded["schema_version"] == SCHEMA_VERSION == 2
+    assert loaded == json.loads(json.dumps(doc)) and loaded["schema_version"] == SCHEMA_VERSION == 3
     assert {p.name for p in out.iterdir()} == {"claims.json", "claims.md", "index.html", "figures"}
 
 
@@ -218,8 +223,14 @@ def test_views_show_labels_deciding_p_ci_power_stability_and_deviations(written,
     text = raw if view == "markdown" else _Page(raw).text
     expected = [
         # labels (CLAIMS.md: underpowered, cannot decide, fragile, not asserted + reason, conditional on)
-        "underpowered", "cannot decide", "fragile", "not asserted: extension beyond the paper's α values",
-        "conditional on teacher B_0",
+        "underpowered: needs 23 units for power 0.8", "cannot decide", "fragile",
+        "not asserted: extension beyond the paper's α values", "conditional on teacher B_0",
+        # the three design statuses: decided (low design power shown as the design's), powered, underpowered
+        "0.12 at -0.223 · MDE -0.17 (design; decided)", "powered: effect near the margin",
+        "0.41 at -0.223 · MDE -0.4 · 0.8 with 23 units",
+        "decided, 1 inconclusive with power ≥ 0.8 (effect below the effect of interest, or at the margin), 2 "
+        "inconclusive and "
+        "underpowered",
         # the adjusted p that decided, which test; both adjusted p's when inconclusive
         "0.00160 (refute)", "0.0120 (support)", "support 0.420 · refute 0.770",
         # effect and CI at its level; a log ratio also as a ratio: exp(-0.31) = 0.733

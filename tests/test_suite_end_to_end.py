@@ -99,6 +99,20 @@ def test_plan_lists_artifacts_without_training(tmp_path):
     assert not built_files(tmp_path)
 
 
+def test_plan_predicts_power_from_the_baseline_without_training(smoke_run):
+    tmp, cold, _ = smoke_run
+    assert cold.returncode == 0
+    findings = json.loads((tmp / "findings.json").read_text())["findings"]
+    powered = [k for k, v in findings.items() if v["asserted"] and v["summary"].get("power") is not None]
+    assert powered and all(findings[k]["summary"]["power_curve"] for k in powered)
+    res = run_claims(tmp, "--profile", "smoke", "--plan")
+    assert res.returncode == 0, output(res)[-3000:]
+    assert "Power plan" in res.stdout and "predicted power >= 0.8 for" in res.stdout
+    row = next(line for line in res.stdout.splitlines() if line.strip().startswith(powered[0] + " "))
+    units = findings[powered[0]]["summary"]["n"]["units"]
+    assert f" {units} " in row, row
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["--profile", "nope"], "Valid profiles: ci, paper, smoke"),
     (["--device", "tpu"], "--device 'tpu' is not a valid device. Valid devices: auto, cpu, cuda."),

@@ -108,15 +108,27 @@ def labels(record: Mapping) -> list[str]:
     out = []
     if not record["asserted"]:
         out.append("not asserted: " + (record["not_asserted_reason"] or "reported only"))
-    if record["cannot_decide"]:
-        out.append("cannot decide")
-    elif record["underpowered"]:
-        out.append("underpowered")
+    status = record.get("design_status")
+    if record["cannot_decide"] and status != "decided":
+        out.append("cannot decide" + _needs(record))
+    elif status == "inconclusive-underpowered":
+        out.append("underpowered" + _needs(record))
+    elif status == "inconclusive-powered":
+        out.append("powered: " + ("effect near the margin" if record["form"] in ("equivalence", "non-inferiority")
+                                  else "effect smaller than the effect of interest"))
     if record["fragile"]:
         out.append("fragile")
     if record["conditional_on"]:
         out.append(f"conditional on {record['conditional_on']}")
     return out
+
+
+def _needs(record: Mapping) -> str:
+    """``: needs 38 units for power 0.8`` (the simulated count), or that the search found none."""
+    if record.get("units_needed") is not None:
+        return f": needs {record['units_needed']} units for power 0.8"
+    search = (record.get("power_detail") or {}).get("units_needed_search")
+    return f": needs more units than searched ({search})" if search else ""
 
 
 def _adjusted(record: Mapping, side: str) -> str:
@@ -148,7 +160,23 @@ def power_text(record: Mapping) -> str:
     if record["power"] is None:
         return DASH
     at = "" if record["effect_of_interest"] is None else f" at {format_number(record['effect_of_interest'], 3)}"
-    return f"{format_number(record['power'], 2)}{at} · MDE {_mde(record)}"
+    text = f"{format_number(record['power'], 2)}{at} · MDE {_mde(record)}"
+    if record.get("design_status") == "decided" and record["power"] < 0.8:
+        text += " (design; decided)"  # the design's property, not a doubt about the verdict
+    if record.get("units_needed") is not None and record.get("design_status") != "decided":
+        text += f" · 0.8 with {record['units_needed']} units"
+    return text
+
+
+def units_needed_text(record: Mapping) -> str:
+    """``23 (simulated; power by units: 5 0.12 · 10 0.31 · 20 0.74 · 40 0.97)``."""
+    needed = record.get("units_needed")
+    head = str(needed) if needed is not None else "more than the search allows"
+    curve = (record["power_detail"] or {}).get("power_curve") or []
+    if not curve:
+        return head
+    return head + " (simulated; power by units: " + " · ".join(
+        f"{format_number(u)} {format_number(float(p), 2)}" for u, p in curve) + ")"
 
 
 def units_text(n: object) -> str:
@@ -231,9 +259,11 @@ def _instance_items(record: Mapping, run: Mapping, regression: Mapping | None) -
     if record["power"] is not None or record["cannot_decide"]:
         items.append(("Power · MDE", power_text(record) + (" (cannot decide: no data could reach α)"
                                                             if record["cannot_decide"] else "")))
-    if record["power_detail"]:
-        items.append(("Power detail", "; ".join(f"{k}: {format_number(x, 3)}"
-                                                for k, x in record["power_detail"].items())))
+    detail = {k: x for k, x in (record["power_detail"] or {}).items() if k != "power_curve"}
+    if detail:
+        items.append(("Power detail", "; ".join(f"{k}: {format_number(x, 3)}" for k, x in detail.items())))
+    if record.get("units_needed") is not None or (record["power_detail"] or {}).get("power_curve"):
+        items.append(("Units for power 0.8", units_needed_text(record)))
     if record["stability"] is not None:
         items.append(("Stability", f"{format_number(record['stability'], 2)}: share of "
                                    f"{format_number(run.get('stability_resamples'))} resamples of the units "
@@ -335,13 +365,16 @@ def verdict_line(summary: Mapping) -> str:
 
 
 def design_line(summary: Mapping) -> str:
-    """Power, fragility and decidability of the run in one line."""
+    """What the designs decided, power, fragility and decidability of the run in one line."""
     share = summary["powered_share"]
     power = (f"power ≥ 0.8 at the effect of interest for {share:.0%} of the {summary['asserted_with_power']} "
              "asserted instances with a power analysis" if share is not None
              else "no asserted instance has a power analysis")
-    return (f"{power}; {summary['underpowered']} underpowered, {summary['cannot_decide']} cannot decide, "
-            f"{summary['fragile']} fragile")
+    status = summary.get("design_status") or {}
+    return (f"{status.get('decided', 0)} decided, {status.get('inconclusive-powered', 0)} inconclusive with power "
+            f"≥ 0.8 (effect below the effect of interest, or at the margin), {status.get('inconclusive-underpowered', 0)} "
+            f"inconclusive and underpowered (units needed in the table); {power}; "
+            f"{summary['cannot_decide']} cannot decide, {summary['fragile']} fragile")
 
 
 def regression_line(summary: Mapping) -> str:

@@ -1,14 +1,15 @@
 """The report document (what ``claims.json`` holds): built from Evidence records, checked, read back.
 
-Schema version 2 (``claims.json``, UTF-8, ``indent=2``; non-finite numbers are
+Schema version 3 (``claims.json``, UTF-8, ``indent=2``; non-finite numbers are
 ``null``)::
 
-    {"schema_version": 2,
+    {"schema_version": 3,
      "run":        the run as given to build_report (profile, environment, baseline,
                    deviations, seeds, …; see RUN_KEYS; extra keys are kept),
      "summary":    {"total", "verdicts": {verdict: n}, "per_paper": {paper: {verdict: n, "total"}},
-                    "asserted", "asserted_with_power", "powered_share", "underpowered",
-                    "cannot_decide", "fragile", "regression": str | null},
+                    "asserted", "asserted_with_power", "powered_share",
+                    "design_status": {decided, inconclusive-powered, inconclusive-underpowered: n asserted},
+                    "underpowered", "cannot_decide", "fragile", "regression": str | null},
      "claims":     [Evidence.to_dict(), …] sorted by paper, claim number, instance,
      "tables":     [{"title", "columns", "rows", "note"}]  (paper vs ours, from details["table_rows"]),
      "figures":    [{"claim_id", "path", "title", "kind": "forest" | "evidence", "instances": [id, …]}],
@@ -28,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from analysis._validation import check_choice, invalid
-from analysis.evidence import FORMS, UNDERPOWERED_BELOW, VERDICTS, Evidence, instance_id, jsonable
+from analysis.evidence import DESIGN_STATUSES, FORMS, UNDERPOWERED_BELOW, VERDICTS, Evidence, instance_id, jsonable
 
 __all__ = [
     "PAPERS",
@@ -46,7 +47,7 @@ __all__ = [
     "pivot_tables",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: design_status and units_needed per record, design_status counts in the summary
 
 #: Paper key (claim-id prefix) -> short citation, in report order (CLAIMS.md).
 PAPERS: dict[str, str] = {
@@ -65,8 +66,8 @@ DEVIATION_KEYS = ("claims", "setting", "paper", "ours", "why")
 BASELINE_KEYS = ("path", "recorded", "environment", "differences")
 REGRESSION_STATUSES = ("unchanged", "changed", "fragile-flip", "shifted", "added", "removed", "error")
 TABLE_ROW_KEYS = ("table", "row", "column", "ours", "paper")
-SUMMARY_KEYS = ("total", "verdicts", "per_paper", "asserted", "asserted_with_power", "powered_share", "underpowered",
-                "cannot_decide", "fragile", "regression")
+SUMMARY_KEYS = ("total", "verdicts", "per_paper", "asserted", "asserted_with_power", "powered_share", "design_status",
+                "underpowered", "cannot_decide", "fragile", "regression")
 FIGURE_KEYS = ("claim_id", "path", "title", "kind", "instances")
 TABLE_KEYS = ("title", "columns", "rows", "note")
 
@@ -300,6 +301,8 @@ def _summary(claims: Sequence[Mapping], regression: Mapping | None) -> dict:
         "asserted": len(asserted),
         "asserted_with_power": len(with_power),
         "powered_share": powered / len(with_power) if with_power else None,
+        "design_status": {status: sum(r.get("design_status") == status for r in asserted)
+                          for status in DESIGN_STATUSES},
         "underpowered": sum(bool(r["underpowered"]) for r in claims),
         "cannot_decide": sum(bool(r["cannot_decide"]) for r in claims),
         "fragile": sum(bool(r["fragile"]) for r in claims),

@@ -24,6 +24,7 @@ from analysis.family import Measurement
 from analysis.rules import AllOf, AnyOf, Directional, Equivalence, GroupDifference, GroupsDiffer, NonInferiority, Trend
 from analysis.units import UnitTable
 from fixtures.claims import claim
+from fixtures.mw import mw_units_for
 
 # The paper's Tables 3–5: relative % deviation in accuracy from the base model.
 PAPER_DEVIATION = {
@@ -394,7 +395,8 @@ def _mw8_cases(p):
 
 
 @claim("MW-8", "Sensitivity to pruning depends on the architecture in the stated direction: MobileNet loses more "
-       "accuracy than ResNet-50 where ResNet-50 holds.", world="mw_world", needs=("base", "pruned"), cases=_mw8_cases)
+       "accuracy than ResNet-50 where ResNet-50 holds.", world="mw_world", needs=("base", "pruned"), cases=_mw8_cases,
+       units=lambda p, case: mw_units_for(p, case, archs=("mobilenet_v1", "resnet50")))
 def pruning_sensitivity_by_architecture(case, world):
     """MW-8 (§4.2, §5.2): "MobileNet is not resilient to pruning and functionally breaks down at 10% of
     pruning"; "a ResNet-50 can be pruned to 70% with an insignificant impact on accuracy" (CIFAR-10).
@@ -407,16 +409,21 @@ def pruning_sensitivity_by_architecture(case, world):
     exps = [world.experiment(e.id) for e in world.settings.experiments if e.dataset == case["dataset"]]
     top = RESNET50_HOLDS.get(case["dataset"], 0.7)
     ratios = [r for r in world.settings.prune_ratios if r <= top + 1e-9]
-    table = UnitTable("base model B_i of one architecture with its own pruned copies")
-    for exp in exps:
-        for u in exp.units:
-            acc_b = world.acc(u.base)
-            table.add(f"{exp.exp.arch}/{u.id}", group=exp.exp.arch,
-                      models=[u.base, *(u.pruned[(case["pruning"], r)] for r in ratios)],
-                      **{f"loss at {r:.0%}": -_relative(world.acc(u.pruned[(case["pruning"], r)]), acc_b) for r in ratios})
-    data = table.data()
+
+    def losses(u):
+        acc_b = world.acc(u.base)
+        return {f"loss at {r:.0%}": -_relative(world.acc(u.pruned[(case["pruning"], r)]), acc_b) for r in ratios}
+
     archs = [e.exp.arch for e in exps]
-    found = {a: {f"{r:.0%}": float(np.mean(data[f"loss at {r:.0%}|{a}"])) for r in ratios} for a in archs}
+    found = {a: {f"{r:.0%}": float(np.mean([losses(u)[f"loss at {r:.0%}"] for u in e.units])) for r in ratios}
+             for a, e in zip(archs, exps)}
+    # The test's units are the two architectures it compares; the others' direction is reported (ours_value).
+    compared = [e for e in exps if e.exp.arch in ("mobilenet_v1", "resnet50")] or exps
+    table = UnitTable("base model B_i of one architecture with its own pruned copies")
+    for exp in compared:
+        for u in exp.units:
+            table.add(f"{exp.exp.arch}/{u.id}", group=exp.exp.arch,
+                      models=[u.base, *(u.pruned[(case["pruning"], r)] for r in ratios)], **losses(u))
     deviations = [] if case["dataset"] in RESNET50_HOLDS else [
         f"Ratios: the paper's CIFAR-10 range (≤ {top:.0%}) is used on {case['dataset']}, which the paper does not have."]
     if not {"mobilenet_v1", "resnet50"} <= set(archs):

@@ -30,6 +30,7 @@ the pruned and distilled ones.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -498,3 +499,35 @@ def mh_world(rng: np.random.Generator, draw: Callable, *, pairs: int = 6, seeds:
         points.setdefault(u.teacher, points[u.teacher_weight[levels[0]]])
         points.setdefault(u.student, points[u.weight[levels[0]]])
     return FakeMHWorld(profile=fake_profile("mh", settings), store=None, units=units, points=points)
+
+
+# --------------------------------------------------------------------------- the ci profile's design sizes
+
+
+@dataclass(frozen=True)
+class CIDesign:
+    """How many units the ``ci`` profile gives each paper's experiments, read from the profile itself, so the
+    null simulations also run at the design the committed baseline was decided with (and follow it when the
+    power plan moves units)."""
+
+    mw_units: dict  # architecture -> units of its (first) MW experiment
+    gc_seeds: int
+    mh_pairs: int
+    mh_seeds: int
+    sh_seeds: int
+
+    def mw(self, arch: str, default: int) -> int:
+        return self.mw_units.get(arch, default)
+
+
+@functools.lru_cache(maxsize=1)
+def ci_design() -> CIDesign:
+    import fixtures.claims  # noqa: F401  (registers every paper's profile section)
+    from fixtures.profile import load_profile
+
+    p = load_profile("ci")
+    mw, gc, mh, sh = (p.section(k) for k in ("mw", "gc", "mh", "sh"))
+    units: dict = {}
+    for e in mw.experiments:
+        units.setdefault(e.arch, e.units or len(mw.base_seeds))
+    return CIDesign(units, len(gc.seeds), len(mh.pairs) * len(mh.datasets), len(mh.seeds), len(sh.seeds))

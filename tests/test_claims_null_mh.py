@@ -4,7 +4,8 @@ The harness of ``tests/test_claims_null.py`` on the MH world (``tests/fakeworlds
 each scenario designs the per-seed value a claim computes — through the real breakpoint, PE and
 iso-accuracy code — as a pair random effect plus seed noise, bounded and symmetric about the null
 boundary. Directional and non-inferiority rules have one boundary for both errors (false support, false
-refutation). MH-6 is exact (no statistics): known answers on real masks of tiny models.
+refutation). Each scenario runs at 6 pairs x 3 seeds and at the ci profile's pairs x seeds. MH-6 is exact (no
+statistics): known answers on real masks of tiny models.
 """
 from __future__ import annotations
 
@@ -22,11 +23,9 @@ from compress.models import create_model
 from compress.pruning import l1_unstructured
 from compress.structured import channel_masks
 from fixtures.claims import REGISTRY
-from tests.fakeworlds import MH_LEVELS, Curve, FakeMHWorld, flat, mh_world
+from tests.fakeworlds import MH_LEVELS, Curve, FakeMHWorld, ci_design, flat, mh_world
+from tests.nullrates import ALPHA, error_rates
 
-ALPHA = 0.05
-N = 200
-LIMIT = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / N)
 DECIDE = FamilySettings(alpha=ALPHA, power_simulations=0, stability_resamples=0)
 TENTH = math.log(0.1)  # a curve ending at 10 % of the parameters
 BOTH = ("supported", "refuted")
@@ -78,11 +77,16 @@ NULLS = [
 ]
 
 
-def simulate(claim_id: str, case: dict, design, pair_halfwidth: float, seed_halfwidth: float, n: int) -> Counter:
-    rng = np.random.default_rng(zlib.crc32(f"{claim_id}{case}".encode()))
+def simulate(claim_id: str, case: dict, design, pair_halfwidth: float, seed_halfwidth: float, n: int, *,
+             size: str = "small") -> Counter:
+    """Verdict counts over ``n`` null worlds; ``size``: 6 pairs x 3 seeds, or the ci profile's pairs x seeds."""
+    ci = ci_design()
+    pairs, seeds = (6, 3) if size == "small" else (ci.mh_pairs, ci.mh_seeds)
+    rng = np.random.default_rng(zlib.crc32(f"{claim_id}{case}{'' if size == 'small' else size}".encode()))
     counts: Counter = Counter()
     for i in range(n):
-        world = mh_world(rng, design, pair_halfwidth=pair_halfwidth, seed_halfwidth=seed_halfwidth)
+        world = mh_world(rng, design, pair_halfwidth=pair_halfwidth, seed_halfwidth=seed_halfwidth, pairs=pairs,
+                         seeds=seeds)
         if i == 0:
             assert case in REGISTRY[claim_id].cases(world.profile)
         counts[decide(claim_id, case, world).verdict] += 1
@@ -95,15 +99,17 @@ def test_every_statistical_mh_claim_has_a_null_scenario():
     assert {c for c, *_ in NULLS} == claims - {"MH-6"}  # MH-6 is exact: known answers below
 
 
+@pytest.mark.parametrize("size", ["small", "ci"])
 @pytest.mark.parametrize("claim_id,case,design,pair_hw,seed_hw", NULLS, ids=lambda v: v if isinstance(v, str) else None)
-def test_construction_holds_its_error_rate_at_the_null_boundary(claim_id, case, design, pair_hw, seed_hw,
+def test_construction_holds_its_error_rate_at_the_null_boundary(claim_id, case, design, pair_hw, seed_hw, size,
                                                                 record_property):
-    counts = simulate(claim_id, case, design, pair_hw, seed_hw, N)
+    rates, n, bound = error_rates(lambda k: simulate(claim_id, case, design, pair_hw, seed_hw, k, size=size),
+                                  (*BOTH, "error"))
     for verdict in BOTH:
-        rate = counts[verdict] / N
-        record_property(f"{claim_id}:{verdict}", rate)
-        assert rate <= LIMIT, f"{claim_id} {case}: {verdict} in {rate:.3f} of null worlds (limit {LIMIT:.3f})"
-    assert counts["error"] == 0
+        record_property(f"{claim_id}:{verdict} ({size} design, {n} worlds)", rates[verdict])
+        assert rates[verdict] <= bound, (f"{claim_id} {case} ({size} design): {verdict} in {rates[verdict]:.3f} "
+                                         f"of {n} null worlds (limit {bound:.3f})")
+    assert rates["error"] == 0
 
 
 # --------------------------------------------------------------------------- known answers

@@ -3,7 +3,8 @@
 The harness of ``tests/test_claims_null.py`` on the SH world (``tests/fakesh.py``): each scenario designs
 the per-seed value a claim computes — through the real claim code (paired differences, Kendall τ, the
 piecewise-linear slope change, log ratios) — as a bounded symmetric seed effect about the null boundary.
-SH-3's unit is the timed round: its scenarios design the per-round log time ratios.
+SH-3's unit is the timed round: its scenarios design the per-round log time ratios. Each scenario runs at 5
+seeds and at the ci profile's seeds.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ import claims.test_vgg11_compression  # noqa: F401  (registers the SH claims)
 from analysis.family import FamilySettings, decide_family
 from fixtures.claims import REGISTRY
 from tests.fakesh import SH_LAYERS, SWEEP, latency_record, sh_world
+from tests.fakeworlds import ci_design
+from tests.nullrates import ALPHA, LIMIT, N, error_rates
 
-ALPHA = 0.05
-N = 200
-LIMIT = ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / N)
 DECIDE = FamilySettings(alpha=ALPHA, power_simulations=0, stability_resamples=0)
 BOTH = ("supported", "refuted")
 CASE = {"dataset": "colour_digits"}
@@ -142,11 +142,13 @@ NULLS = [
 ]
 
 
-def simulate(claim_id, case, design, halfwidth, n=N) -> Counter:
-    rng = np.random.default_rng(zlib.crc32(f"{claim_id}{case}".encode()))
+def simulate(claim_id, case, design, halfwidth, n=N, *, size: str = "small") -> Counter:
+    """Verdict counts over ``n`` null worlds; ``size``: 5 seeds, or the ci profile's seeds."""
+    seeds = 5 if size == "small" else ci_design().sh_seeds
+    rng = np.random.default_rng(zlib.crc32(f"{claim_id}{case}{'' if size == 'small' else size}".encode()))
     counts: Counter = Counter()
     for i in range(n):
-        world = sh_world(rng, design, halfwidth=halfwidth)
+        world = sh_world(rng, design, halfwidth=halfwidth, seeds=seeds)
         if i == 0:
             assert case in REGISTRY[claim_id].cases(world.profile)
         counts[decide(claim_id, case, world).verdict] += 1
@@ -159,15 +161,17 @@ def test_every_statistical_sh_claim_has_a_null_scenario():
     assert {c for c, *_ in NULLS} == claims - {"SH-3"}  # SH-3 (rounds as units): its own scenarios below
 
 
+@pytest.mark.parametrize("size", ["small", "ci"])
 @pytest.mark.parametrize("claim_id,case,design,halfwidth", NULLS, ids=lambda v: v if isinstance(v, str) else None)
-def test_construction_holds_its_error_rate_at_the_null_boundary(claim_id, case, design, halfwidth,
+def test_construction_holds_its_error_rate_at_the_null_boundary(claim_id, case, design, halfwidth, size,
                                                                 record_property):
-    counts = simulate(claim_id, case, design, halfwidth)
+    rates, n, bound = error_rates(lambda k: simulate(claim_id, case, design, halfwidth, k, size=size),
+                                  (*BOTH, "error"))
     for verdict in BOTH:
-        rate = counts[verdict] / N
-        record_property(f"{claim_id}:{verdict}", rate)
-        assert rate <= LIMIT, f"{claim_id} {case}: {verdict} in {rate:.3f} of null worlds (limit {LIMIT:.3f})"
-    assert counts["error"] == 0
+        record_property(f"{claim_id}:{verdict} ({size} design, {n} worlds)", rates[verdict])
+        assert rates[verdict] <= bound, (f"{claim_id} {case} ({size} design): {verdict} in {rates[verdict]:.3f} "
+                                         f"of {n} null worlds (limit {bound:.3f})")
+    assert rates["error"] == 0
 
 
 # --------------------------------------------------------------------------- known answers

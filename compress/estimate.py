@@ -170,10 +170,14 @@ class Estimate:
         return text + (f", {none} not estimated (no training, no build of its class in this store yet)" if none else "")
 
 
-def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *, probe: bool = True) -> Estimate:
-    """Estimate the build time of ``specs`` (those still to build) from ``history``, else a probe."""
+def estimate_builds(specs: Iterable[Spec], history: Mapping[str, list[float]], *, probe: bool = True,
+                    probes: dict | None = None) -> Estimate:
+    """Estimate the build time of ``specs`` (those still to build) from ``history``, else a probe.
+
+    ``probes``: a cache of measured probes shared between calls (each model and batch size is timed once).
+    """
     est = Estimate()
-    probes: dict[tuple, tuple[float, float, int, int, int]] = {}
+    probes = {} if probes is None else probes
     for spec in specs:
         cls = cost_class(spec)
         if history.get(cls):

@@ -252,9 +252,10 @@ def decide_family(
             power = model.power(level) if can_decide else 0.0
             factor = model.mde_factor(level) if can_decide else float("nan")
             sds = model.sd()
-            needed = model.units_needed(level)
-            # Far enough to read a profile with several times the units, or twice the units needed.
-            curve = model.power_curve(level, up_to=max(4 * model.units, 2 * (needed or MAX_UNITS // 2), 20))
+            if model.units >= 2:  # nothing to scale below two units (no spread was measured)
+                needed = model.units_needed(level)
+                # Far enough to read a profile with several times the units, or twice the units needed.
+                curve = model.power_curve(level, up_to=max(4 * model.units, 2 * (needed or MAX_UNITS // 2), 20))
         else:  # power analysis switched off (fast simulations of the construction)
             can_decide, power, factor, sds = not math.isnan(o.p_support), None, float("nan"), {}
         eoi = decider.effect_of_interest
@@ -267,6 +268,10 @@ def decide_family(
         if zero:
             notes.append(f"Exact, no variance: every unit has the same value of {', '.join(zero)} "
                          "(the test's p is 0 or 1 by construction).")
+        if m.table.left_out:
+            notes.append(f"Left out: {len(m.table.left_out)} unit(s) with a value that is not finite (undefined for "
+                         "a degenerate model, or censored): "
+                         + "; ".join(f"{u} ({', '.join(c)})" for u, c in m.table.left_out.items()) + ".")
         if not can_decide:
             notes.append("The design cannot decide: no data could reach significance (too few units).")
         status = design_status(verdict, power, can_decide)

@@ -62,15 +62,23 @@ class UnitTable:
     conditional_on : str, optional
         A model that every unit shares by design (the instance is then
         conditional on it); it is exempt from the one-model-one-unit check.
+    leave_out_nonfinite : bool
+        A unit with a value that is not finite (a relative deviation from a
+        base of accuracy 0, the log of a zero distance) is left out and
+        recorded in :attr:`left_out` (the report names it) instead of raising.
+        For measurements where a degenerate model makes a quantity undefined.
     """
 
-    def __init__(self, unit: str, *, conditional_on: Hashable | None = None):
+    def __init__(self, unit: str, *, conditional_on: Hashable | None = None, leave_out_nonfinite: bool = False):
         if not isinstance(unit, str) or not unit:
             raise invalid("unit", "UnitTable", "a non-empty description of one unit", unit)
         self.unit = unit
         self.conditional_on = conditional_on
+        self.leave_out_nonfinite = leave_out_nonfinite
+        self.left_out: dict[str, list[str]] = {}  # unit id -> the columns whose values were not finite
         self._rows: list[_Row] = []
         self._owner: dict[Hashable, str] = {}
+        self._columns: dict[str | None, list[str]] = {}  # per group, as first given (also when left out)
 
     def add(self, unit_id: str, *, models: Iterable[Hashable] = (), group: str | None = None, **values: float) -> None:
         """Add one unit's values, computed from ``models`` (hashable ids, e.g. specs).
@@ -86,15 +94,21 @@ class UnitTable:
         owner = "UnitTable.add"
         if any(r.unit_id == unit_id for r in self._rows):
             raise invalid("unit_id", owner, "an id not used by another unit", unit_id)
-        clean = {}
+        clean, nonfinite = {}, []
         for name, v in values.items():
             try:
                 v = float(v)
             except (TypeError, ValueError):
                 raise invalid(name, owner, "a number", v) from None
             if not math.isfinite(v):
-                raise invalid(name, owner, f"a finite number (unit {unit_id!r})", v)
+                if not self.leave_out_nonfinite:
+                    raise invalid(name, owner, f"a finite number (unit {unit_id!r})", v)
+                nonfinite.append(name)
             clean[name] = v
+        self._columns.setdefault(group, list(clean))
+        if nonfinite:
+            self.left_out[str(unit_id)] = nonfinite
+            return
         if not clean:
             raise invalid("values", owner, "at least one named value", values)
         same_group = [r for r in self._rows if r.group == group]
@@ -127,20 +141,20 @@ class UnitTable:
 
     @property
     def groups(self) -> list[str | None]:
-        """Distinct groups in order of first appearance (``[None]`` for an ungrouped table)."""
-        return list(dict.fromkeys(r.group for r in self._rows))
+        """Distinct groups in order of first appearance (``[None]`` for an ungrouped table), including a group
+        whose every unit was left out (its columns are then empty)."""
+        return list(self._columns)
 
     def group_of(self) -> list[str | None]:
         return [r.group for r in self._rows]
 
     def columns(self, group: str | None = None) -> list[str]:
-        rows = [r for r in self._rows if r.group == group]
-        return list(rows[0].values) if rows else []
+        return list(self._columns.get(group, []))
 
     def matrix(self, group: str | None = None) -> tuple[list[str], np.ndarray]:
         """``(columns, values)`` of one group: values has shape (units in group, columns)."""
         rows = [r for r in self._rows if r.group == group]
-        cols = list(rows[0].values) if rows else []
+        cols = self.columns(group)
         return cols, np.array([[r.values[c] for c in cols] for r in rows], dtype=float).reshape(len(rows), len(cols))
 
     def data(self) -> dict[str, np.ndarray]:

@@ -60,8 +60,9 @@ def _paper(exp, *keys):
 
 
 def _relative(acc: float, base_acc: float) -> float:
-    """Relative % deviation of an accuracy from the base's (the unit of the paper's Tables 3–5)."""
-    return 100.0 * (acc - base_acc) / base_acc
+    """Relative % deviation of an accuracy from the base's (the unit of the paper's Tables 3–5); NaN for a base of
+    accuracy 0, where it is undefined (the unit is then left out and named: ``leave_out_nonfinite``)."""
+    return 100.0 * (acc - base_acc) / base_acc if base_acc > 0 else math.nan
 
 
 def _row(exp_id: str, column: str, ours: float, paper) -> dict:
@@ -172,7 +173,7 @@ def quantization_preserves_function_best(case, world):
     exp = world.experiment(case["exp"])
     fx, schemes = world.effects, world.settings.quant_schemes
     lightest = (world.settings.prune_variants[0], world.settings.prune_ratios[0])
-    table = UnitTable(UNIT)
+    table = UnitTable(UNIT, leave_out_nonfinite=True)  # a base of accuracy 0 has no relative deviation
     for u in exp.units:
         pruned, acc_b = u.pruned[lightest], world.acc(u.base)
         values = {}
@@ -419,7 +420,7 @@ def pruning_sensitivity_by_architecture(case, world):
              for a, e in zip(archs, exps)}
     # The test's units are the two architectures it compares; the others' direction is reported (ours_value).
     compared = [e for e in exps if e.exp.arch in ("mobilenet_v1", "resnet50")] or exps
-    table = UnitTable("base model B_i of one architecture with its own pruned copies")
+    table = UnitTable("base model B_i of one architecture with its own pruned copies", leave_out_nonfinite=True)
     for exp in compared:
         for u in exp.units:
             table.add(f"{exp.exp.arch}/{u.id}", group=exp.exp.arch,
@@ -467,7 +468,7 @@ def self_distillation_accuracy(case, world):
     exp = world.experiment(case["exp"])
     variant, fx, weights = case["kd"], world.effects, _weights(world)
     kind = _mw9_rule(exp.exp)
-    table = UnitTable("teacher B_i with its own student per α")
+    table = UnitTable("teacher B_i with its own student per α", leave_out_nonfinite=True)
     vs_control = []
     for u in exp.units:
         acc_b = world.acc(u.base)

@@ -74,14 +74,11 @@ def _per_pair(world, dataset: str, per_unit, *, skip=lambda pair: False):
 
 
 def _table(rows: dict, models: dict) -> tuple[UnitTable, list[str]]:
-    """A UnitTable of the pairs whose values are all finite; the left-out pairs named."""
-    table, left_out = UnitTable(UNIT), []
+    """A UnitTable of the pairs; a pair with a non-finite value is left out (the report names it) and listed."""
+    table = UnitTable(UNIT, leave_out_nonfinite=True)
     for pid, row in rows.items():
-        if all(math.isfinite(v) for v in row.values()):
-            table.add(pid, models=models[pid], **row)
-        else:
-            left_out.append(pid)
-    return table, left_out
+        table.add(pid, models=models[pid], **row)
+    return table, list(table.left_out)
 
 
 def _left_out_note(left_out: list[str], why: str) -> list[str]:
@@ -110,7 +107,7 @@ def weight_pruning_more_efficient(case, world):
     rows, models = _per_pair(world, dataset, lambda u: {
         "log PE weight − channel": world.log_pe_at_breakpoint(u, "weight", counting)
         - world.log_pe_at_breakpoint(u, "channel", counting)})
-    table, left_out = _table(rows, models)
+    table, _ = _table(rows, models)
     raw = {pid: {m: float(np.mean([math.exp(world.log_pe_at_breakpoint(u, m, counting)) for u in units]))
                  for m in MH_METHODS} for pid, units in world.pairs(dataset).items()}
     ours = _raw_t(raw)
@@ -127,8 +124,7 @@ def weight_pruning_more_efficient(case, world):
                        notes=[f"Raw-PE paired t (channel − weight, two-sided, the paper's form): t = {ours['t']:.2f}, "
                               f"p = {ours['p']:.3g}, df = {ours['df']}; the paper: t = "
                               f"{PAPER_T.get(dataset, PAPER_T['cifar100'])['t']}. Which level's PE the paper "
-                              "compares is not stated; ours is each curve's breakpoint."]
-                       + _left_out_note(left_out, "a non-finite value"))
+                              "compares is not stated; ours is each curve's breakpoint."])
 
 
 def _raw_t(raw: dict) -> dict:
@@ -163,6 +159,8 @@ def fewer_parameters_at_iso_accuracy(case, world):
             acc[m], params[m] = world.curve(u, m, counting)
             at_bp[m] = world.breakpoint(u, m, counting)[1]
         target = min(at_bp.values())
+        if not math.isfinite(target):  # a degenerate curve has no breakpoint (MHWorld.breakpoint)
+            return {"log params channel / weight": math.nan}
         kept = {m: parameters_at_accuracy(acc[m], params[m], target) for m in MH_METHODS}
         if math.isnan(kept["weight"]):
             censored["weight"] += 1
@@ -237,7 +235,7 @@ def weight_pruned_students_match_teacher(case, world):
     dataset, ref = case["dataset"], case["teacher"]
     rows, models = _per_pair(world, dataset, lambda u: {
         "student bp − teacher": world.breakpoint(u, "weight", "coupled")[1] - _teacher_accuracy(world, u, ref)})
-    table, left_out = _table(rows, models)
+    table, _ = _table(rows, models)
     margin = world.effects.mh3_margin
     rule = NonInferiority("weight-pruned students not below the teacher", "student bp − teacher", reference=0.0,
                           margin=margin, alternative="greater", scale="points",
@@ -252,8 +250,7 @@ def weight_pruned_students_match_teacher(case, world):
                        notes=[f"Pruned (at breakpoint) vs unpruned students: {higher} of {len(pruned_vs_unpruned)} "
                               "pairs higher (the paper's \"many student models achieve comparable or better accuracy "
                               "than distilled models at this breakpoint\" fits Table 1 this way: 8 of 10).",
-                              "Table 1 itself: 5 of 10 students are 1.5–5.2 points below the pruned teacher."]
-                       + _left_out_note(left_out, "a non-finite value"))
+                              "Table 1 itself: 5 of 10 students are 1.5–5.2 points below the pruned teacher."])
 
 
 # ---------------------------------------------------------------- MH-4
@@ -278,7 +275,7 @@ def channel_pruned_students_below_teacher(case, world):
     rows, models = _per_pair(world, dataset, gap, skip=lambda pair: pair.student in EXCEPTION_STUDENTS)
     exceptions = {pid: float(np.mean([gap(u)["teacher − student bp"] for u in units]))
                   for pid, units in world.pairs(dataset).items() if units[0].pair.student in EXCEPTION_STUDENTS}
-    table, left_out = _table(rows, models)
+    table, _ = _table(rows, models)
     rule = Directional("channel-pruned students below the teacher", "teacher − student bp", alternative="greater",
                        delta=world.effects.mh4_delta, scale="points",
                        effect_name=f"mean per-pair accuracy, teacher ({ref}) − channel-pruned student at breakpoint")
@@ -286,8 +283,7 @@ def channel_pruned_students_below_teacher(case, world):
                        ours_value={pid: r["teacher − student bp"] for pid, r in rows.items()},
                        details={"resnet50_students_apart": exceptions},
                        notes=([f"ResNet-50 students, reported apart (the paper's exception): {exceptions}."]
-                              if exceptions else ["No ResNet-50 student in this profile: no pair is excepted."])
-                       + _left_out_note(left_out, "a non-finite value"))
+                              if exceptions else ["No ResNet-50 student in this profile: no pair is excepted."]))
 
 
 # ---------------------------------------------------------------- MH-5
@@ -306,11 +302,11 @@ def channel_pruned_more_efficient_than_unpruned(case, world):
 
     def gain(u):
         acc, params = world.curve(u, "channel", counting)
-        return {"log PE channel bp − unpruned": world.log_pe_at_breakpoint(u, "channel", counting)
-                - math.log(acc[0] / params[0])}
+        unpruned = math.log(acc[0] / params[0]) if acc[0] > 0 else math.nan  # an accuracy of 0 has no log PE
+        return {"log PE channel bp − unpruned": world.log_pe_at_breakpoint(u, "channel", counting) - unpruned}
 
     rows, models = _per_pair(world, dataset, gain)
-    table, left_out = _table(rows, models)
+    table, _ = _table(rows, models)
     rule = Directional("channel-pruned students more efficient", "log PE channel bp − unpruned",
                        alternative="greater", delta=math.log(world.effects.mh5_ratio), scale="log PE ratio",
                        effect_name="mean per-pair log(PE channel-pruned at breakpoint / PE unpruned student)")
@@ -324,8 +320,7 @@ def channel_pruned_more_efficient_than_unpruned(case, world):
                        notes=["Near-tautological: PE = accuracy / parameters rises whenever accuracy falls "
                               "proportionally less than parameters.",
                               f"{at_zero} seed(s) have their channel breakpoint at the unpruned level (gain 0)."]
-                       + (["Non-zero counting of masked channels shrinks the gain."] if counting == "nonzero" else [])
-                       + _left_out_note(left_out, "a non-finite value"))
+                       + (["Non-zero counting of masked channels shrinks the gain."] if counting == "nonzero" else []))
 
 
 # ---------------------------------------------------------------- MH-6

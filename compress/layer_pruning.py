@@ -113,9 +113,9 @@ def _stages(model: nn.Module) -> list[nn.Module] | None:
     From :func:`compress.split.split_model` (encoder then head, nested
     ``nn.Sequential`` containers expanded); None for a model it cannot split.
     """
-    from .split import SPLITTABLE, split_model
+    from .split import split_model, splitter_of
 
-    if type(model) not in SPLITTABLE:
+    if splitter_of(model) is None:
         return None
     split = split_model(model)
     out: list[nn.Module] = []

@@ -17,6 +17,12 @@ The ``tv_`` models are torchvision's ImageNet definitions, built with
 ``weights=None`` (nothing is ever downloaded). Only the first conv (for the
 input channels) and pools that would shrink a 1-pixel map to 0 (VGG's,
 DenseNet's transitions; replaced by ``nn.Identity``) change, so 8×8 inputs work.
+They take a ``width`` too, default 1 (torchvision's model, unchanged): the same
+classes, modules and module names with every channel count scaled — ResNet's
+planes (through its own ``_make_layer``), DenseNet's growth rate and stem,
+EfficientNet's width multiplier, MobileNet-V2's, VGG's convolution widths and
+classifier — so a thin copy of a paper model runs every code path the full one
+does (the paper profile's dry run) at a fraction of its size.
 
 All activations are out-of-place and no activation module is reused within a
 block: forward hooks that keep a module's output (CKA, activation statistics)
@@ -624,9 +630,10 @@ _DENSENET_CFGS: dict[str, tuple[int, tuple[int, int, int, int], int]] = {
 }
 
 
-def _tv_densenet(name: str, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def _tv_densenet(name: str, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     growth_rate, block_config, num_init_features = _DENSENET_CFGS[name]
-    model = TorchvisionDenseNet(growth_rate, block_config, num_init_features,
+    width = _check_width(width, f"tv_{name}")
+    model = TorchvisionDenseNet(_scaled(growth_rate, width), block_config, _scaled(num_init_features, width),
                                 num_classes=num_classes)
     _replace_first_conv(model, in_shape[0])
     _skip_small_transition_pools(model.features, in_shape[1:])
@@ -635,6 +642,84 @@ def _tv_densenet(name: str, num_classes: int, in_shape: tuple[int, int, int]) ->
 
 def _torchvision(builder: ModelFn, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
     model = builder(weights=None, num_classes=num_classes)
+    _replace_first_conv(model, in_shape[0])
+    return _no_inplace(model)
+
+
+class _ScaledTorchvisionResNet(torchvision.models.ResNet):
+    """torchvision's ResNet with every stage's planes × ``width`` (its own ``_make_layer`` builds the stages).
+
+    torchvision fixes the planes (64, 128, 256, 512) in ``__init__``; scaling them where ``_make_layer`` receives
+    them keeps every module, name and block of the definition. The stem and the classifier, built around the
+    fixed 64 and 512, are rebuilt at the scaled widths with torchvision's initialisation.
+    """
+
+    def __init__(self, block, layers, *, num_classes: int, width: float):
+        self._width = width
+        super().__init__(block, layers, num_classes=num_classes)
+        stem = _scaled(64, width)
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.bn1 = self._norm_layer(stem)
+        self.fc = nn.Linear(_scaled(512, width) * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if planes == 64:  # the first stage: its input is the (scaled) stem
+            self.inplanes = _scaled(64, self._width)
+        return super()._make_layer(block, _scaled(planes, self._width), blocks, stride, dilate)
+
+
+_TV_RESNETS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]),
+               "resnet50": ("Bottleneck", [3, 4, 6, 3]), "resnet101": ("Bottleneck", [3, 4, 23, 3]),
+               "resnet152": ("Bottleneck", [3, 8, 36, 3])}
+
+
+def _tv_resnet(name: str, num_classes: int, in_shape: tuple[int, int, int], width: float) -> nn.Module:
+    width = _check_width(width, f"tv_{name}")
+    if width == 1.0:
+        return _torchvision(getattr(torchvision.models, name), num_classes, in_shape)
+    block_name, layers = _TV_RESNETS[name]
+    model = _ScaledTorchvisionResNet(getattr(torchvision.models.resnet, block_name), layers,
+                                     num_classes=num_classes, width=width)
+    _replace_first_conv(model, in_shape[0])
+    return _no_inplace(model)
+
+
+# (width_mult, depth_mult, dropout) of torchvision's efficientnet_b0 ... b5 builders.
+_EFFICIENTNETS = {"b0": (1.0, 1.0, 0.2), "b1": (1.0, 1.1, 0.2), "b2": (1.1, 1.2, 0.3), "b3": (1.2, 1.4, 0.3),
+                  "b4": (1.4, 1.8, 0.4), "b5": (1.6, 2.2, 0.4)}
+
+
+def _tv_efficientnet(variant: str, num_classes: int, in_shape: tuple[int, int, int], width: float) -> nn.Module:
+    width = _check_width(width, f"tv_efficientnet_{variant}")
+    if width == 1.0:
+        return _torchvision(getattr(torchvision.models, f"efficientnet_{variant}"), num_classes, in_shape)
+    # torchvision builds an EfficientNet's blocks only through its private _efficientnet_conf (the public
+    # builders fix the width); the block table stays torchvision's, only the width multiplier is scaled.
+    from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+
+    width_mult, depth_mult, dropout = _EFFICIENTNETS[variant]
+    setting, last_channel = _efficientnet_conf(f"efficientnet_{variant}", width_mult=width_mult * width,
+                                               depth_mult=depth_mult)
+    model = EfficientNet(setting, dropout, last_channel=last_channel, num_classes=num_classes)
+    _replace_first_conv(model, in_shape[0])
+    return _no_inplace(model)
+
+
+def _tv_vgg_scaled(cfg: str, num_classes: int, in_shape: tuple[int, int, int], width: float,
+                   batch_norm: bool) -> nn.Module:
+    """torchvision's VGG class and ``make_layers`` at ``width``; the classifier's three layers rebuilt to the
+    scaled features and hidden width (torchvision fixes 512·7·7 → 4096 → 4096), initialised as torchvision does."""
+    from torchvision.models.vgg import VGG, cfgs, make_layers
+
+    scaled = [v if v == "M" else _scaled(int(v), width) for v in cfgs[cfg]]
+    model = VGG(make_layers(scaled, batch_norm=batch_norm), num_classes=num_classes)
+    hidden, last = _scaled(4096, width), scaled[-2]
+    for index, (fan_in, fan_out) in zip((0, 3, 6), ((last * 7 * 7, hidden), (hidden, hidden), (hidden, num_classes))):
+        layer = nn.Linear(fan_in, fan_out)
+        nn.init.normal_(layer.weight, 0, 0.01)
+        nn.init.constant_(layer.bias, 0)
+        model.classifier[index] = layer
     _replace_first_conv(model, in_shape[0])
     return _no_inplace(model)
 
@@ -741,122 +826,126 @@ def mobilenet_v2(*, num_classes: int, in_shape: tuple[int, int, int],
 
 
 @register_model
-def tv_resnet18(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_resnet18(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision ResNet-18, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
-    return _torchvision(torchvision.models.resnet18, num_classes, in_shape)
+    return _tv_resnet("resnet18", num_classes, in_shape, width)
 
 
 @register_model
-def tv_resnet34(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_resnet34(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision ResNet-34, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
-    return _torchvision(torchvision.models.resnet34, num_classes, in_shape)
+    return _tv_resnet("resnet34", num_classes, in_shape, width)
 
 
 @register_model
-def tv_resnet50(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_resnet50(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision ResNet-50, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
-    return _torchvision(torchvision.models.resnet50, num_classes, in_shape)
+    return _tv_resnet("resnet50", num_classes, in_shape, width)
 
 
 @register_model
-def tv_resnet101(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_resnet101(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision ResNet-101, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
-    return _torchvision(torchvision.models.resnet101, num_classes, in_shape)
+    return _tv_resnet("resnet101", num_classes, in_shape, width)
 
 
 @register_model
-def tv_resnet152(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_resnet152(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision ResNet-152, ImageNet definition (7×7 stride-2 stem + max-pool), no weights."""
-    return _torchvision(torchvision.models.resnet152, num_classes, in_shape)
+    return _tv_resnet("resnet152", num_classes, in_shape, width)
 
 
 @register_model
-def tv_mobilenet_v2(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_mobilenet_v2(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision MobileNet-V2, ImageNet definition (stride-2 stem, stride 32), no weights."""
-    return _torchvision(torchvision.models.mobilenet_v2, num_classes, in_shape)
+    width = _check_width(width, "tv_mobilenet_v2")
+    if width == 1.0:
+        return _torchvision(torchvision.models.mobilenet_v2, num_classes, in_shape)
+    return _torchvision(lambda **kw: torchvision.models.mobilenet_v2(width_mult=width, **kw), num_classes, in_shape)
 
 
 @register_model
-def tv_vgg11_bn(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_vgg11_bn(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision VGG-11-BN, ImageNet definition (4096-wide head), no weights."""
-    model = _torchvision(torchvision.models.vgg11_bn, num_classes, in_shape)
-    _skip_small_pools(model.features, in_shape[1:])
-    return model
+    return _tv_vgg(torchvision.models.vgg11_bn, num_classes, in_shape, width, "A", batch_norm=True)
 
 
-def _tv_vgg(builder: ModelFn, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
-    model = _torchvision(builder, num_classes, in_shape)
+def _tv_vgg(builder: ModelFn, num_classes: int, in_shape: tuple[int, int, int], width: float, cfg: str, *,
+            batch_norm: bool = False) -> nn.Module:
+    width = _check_width(width, f"tv_{builder.__name__}")
+    model = (_torchvision(builder, num_classes, in_shape) if width == 1.0
+             else _tv_vgg_scaled(cfg, num_classes, in_shape, width, batch_norm))
     _skip_small_pools(model.features, in_shape[1:])
     return model
 
 
 @register_model
-def tv_vgg11(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_vgg11(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision VGG-11 (no BatchNorm: the SH paper's model), ImageNet definition, no weights."""
-    return _tv_vgg(torchvision.models.vgg11, num_classes, in_shape)
+    return _tv_vgg(torchvision.models.vgg11, num_classes, in_shape, width, "A")
 
 
 @register_model
-def tv_vgg16(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_vgg16(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision VGG-16 (no BatchNorm), ImageNet definition, no weights."""
-    return _tv_vgg(torchvision.models.vgg16, num_classes, in_shape)
+    return _tv_vgg(torchvision.models.vgg16, num_classes, in_shape, width, "D")
 
 
 @register_model
-def tv_vgg19(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_vgg19(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision VGG-19 (no BatchNorm), ImageNet definition, no weights."""
-    return _tv_vgg(torchvision.models.vgg19, num_classes, in_shape)
+    return _tv_vgg(torchvision.models.vgg19, num_classes, in_shape, width, "E")
 
 
 @register_model
-def tv_densenet161(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_densenet161(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision DenseNet-161, ImageNet definition, 1-pixel transition pools skipped."""
-    return _tv_densenet("densenet161", num_classes, in_shape)
+    return _tv_densenet("densenet161", num_classes, in_shape, width)
 
 
 @register_model
-def tv_densenet169(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_densenet169(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision DenseNet-169, ImageNet definition, 1-pixel transition pools skipped."""
-    return _tv_densenet("densenet169", num_classes, in_shape)
+    return _tv_densenet("densenet169", num_classes, in_shape, width)
 
 
 @register_model
-def tv_densenet201(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_densenet201(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision DenseNet-201, ImageNet definition, 1-pixel transition pools skipped."""
-    return _tv_densenet("densenet201", num_classes, in_shape)
+    return _tv_densenet("densenet201", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b0(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b0(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B0, ImageNet definition (stride 32, dropout 0.2), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b0, num_classes, in_shape)
+    return _tv_efficientnet("b0", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b1(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b1(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B1, ImageNet definition (stride 32, dropout 0.2), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b1, num_classes, in_shape)
+    return _tv_efficientnet("b1", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b2(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b2(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B2, ImageNet definition (stride 32, dropout 0.3), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b2, num_classes, in_shape)
+    return _tv_efficientnet("b2", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b3(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b3(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B3, ImageNet definition (stride 32, dropout 0.3), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b3, num_classes, in_shape)
+    return _tv_efficientnet("b3", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b4(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b4(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B4, ImageNet definition (stride 32, dropout 0.4), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b4, num_classes, in_shape)
+    return _tv_efficientnet("b4", num_classes, in_shape, width)
 
 
 @register_model
-def tv_efficientnet_b5(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
+def tv_efficientnet_b5(*, num_classes: int, in_shape: tuple[int, int, int], width: float = 1.0) -> nn.Module:
     """torchvision EfficientNet-B5, ImageNet definition (stride 32, dropout 0.4), no weights."""
-    return _torchvision(torchvision.models.efficientnet_b5, num_classes, in_shape)
+    return _tv_efficientnet("b5", num_classes, in_shape, width)

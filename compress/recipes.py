@@ -72,7 +72,7 @@ from .quantize import QUANT_SCOPES, SCHEMES, attach_activation_quant, quantize, 
 from .runtime import resolve_device
 from .simkd import SimKDStudent, build_simkd_student
 from .spec import model_root
-from .split import SPLITTABLE
+from .split import SPLITTABLE, splitter_of
 from .store import BuildContext, Spec
 from .structured import NORMS, channel_masks, effective_parameter_count, retained_fraction, rewind_to_init
 from .training import TrainConfig, accuracy, predict, train
@@ -424,7 +424,7 @@ def _check_splittable(param: str, arch: str, overrides) -> None:
     """
     with torch.device("meta"):
         model = create_model(arch, 2, (3, 32, 32), **dict(overrides))
-    if type(model) not in SPLITTABLE:
+    if splitter_of(model) is None:
         classes = ", ".join(cls.__name__ for cls in SPLITTABLE)
         raise invalid(param, "distill_spec", f"an architecture split_model knows (classes {classes})", arch)
 

@@ -49,7 +49,7 @@ from analysis._validation import invalid
 
 from .models import CifarResNet, CifarVGG, ClassicVGG, LeNet5, MobileNetV1, TorchvisionDenseNet
 
-__all__ = ["SPLITTABLE", "ModelSplit", "split_model"]
+__all__ = ["SPLITTABLE", "ModelSplit", "split_model", "splitter_of"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,12 @@ SPLITTABLE: dict[type[nn.Module], Callable[[nn.Module], ModelSplit]] = {
 }
 
 
+def splitter_of(model: nn.Module):
+    """The splitter of ``model``'s class, or of the nearest base class that has one (a thin torchvision ResNet
+    is a subclass of torchvision's); None when there is none."""
+    return next((SPLITTABLE[cls] for cls in type(model).__mro__ if cls in SPLITTABLE), None)
+
+
 def split_model(model: nn.Module) -> ModelSplit:
     """Split ``model`` into encoder and head sharing its modules (see the module docstring).
 
@@ -144,7 +150,7 @@ def split_model(model: nn.Module) -> ModelSplit:
     InvalidParameterError
         For a model of another class (the message names the supported ones).
     """
-    splitter = SPLITTABLE.get(type(model))
+    splitter = splitter_of(model)
     if splitter is None:
         names = ", ".join(cls.__name__ for cls in SPLITTABLE)
         raise invalid("model", "split_model",

@@ -87,10 +87,36 @@ def test_unknown_override_names_allowed_keys(name):
 
 
 @pytest.mark.parametrize("name", TORCHVISION)
-def test_torchvision_models_take_no_overrides(name):
-    with pytest.raises(InvalidParameterError, match="width") as err:
-        create_model(name, 10, (3, 32, 32), width=0.5)
-    assert "no overrides" in str(err.value)
+def test_torchvision_models_take_only_a_width(name):
+    with pytest.raises(InvalidParameterError) as err:
+        create_model(name, 10, (3, 32, 32), depth=3)
+    assert "'depth'" in str(err.value) and "'width'" in str(err.value)
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+def test_a_thin_torchvision_model_keeps_every_module_of_the_full_one(name):
+    """width < 1: the same classes and module names (the code paths of the full model), fewer parameters."""
+    with torch.device("meta"):
+        full = create_model(name, 10, (3, 32, 32))
+        thin = create_model(name, 10, (3, 32, 32), width=0.125)
+    assert isinstance(thin, type(full))  # the same class (a subclass where torchvision fixes the widths)
+    assert [(n, type(m).__name__) for n, m in thin.named_modules() if n] == \
+           [(n, type(m).__name__) for n, m in full.named_modules() if n]
+    assert list(thin.state_dict()) == list(full.state_dict())
+    n_full, n_thin = (sum(p.numel() for p in m.parameters()) for m in (full, thin))
+    assert n_thin < n_full / 10  # MobileNet-V2 keeps its 1,280-wide last layer and widths in multiples of 8
+
+
+@pytest.mark.parametrize("name", TORCHVISION)
+@pytest.mark.parametrize("in_shape", [(3, 32, 32), (1, 8, 8)])
+def test_a_thin_torchvision_model_gives_logits_and_takes_a_step(name, in_shape):
+    torch.manual_seed(0)
+    model = create_model(name, 7, in_shape, width=0.0625)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    out = model(torch.randn(2, *in_shape))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()
+    torch.nn.functional.cross_entropy(out, torch.tensor([0, 1])).backward()
+    opt.step()
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "10", None])

@@ -608,3 +608,9 @@ def test_forest_plot_rejects_bad_rows(tmp_path, rows, fragment):
     with pytest.raises(InvalidParameterError, match=fragment):
         plots.plot_forest(rows, tmp_path / "x.png", "t")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_log_ratio_beyond_the_float_range_shows_as_infinite():
+    """A distance of exactly 0 is the smallest double in a log (MWWorld.log_distance): log ratios near ±700."""
+    lines = _view.effect_lines({"effect": 720.0, "ci": [650.0, 790.0], "ci_level": 0.9, "scale": "log ratio"})
+    assert lines[1] == "ratio ×∞ [1.96e+282, ∞]"

@@ -69,3 +69,18 @@ def test_split_of_an_unknown_model_names_the_supported_classes():
     for cls in ("CifarResNet", "CifarVGG", "MobileNetV1", "MobileNetV2", "LeNet5"):
         assert cls in msg
     assert msg.endswith("Got 'Sequential' instead.")
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("tv_")])
+def test_a_thin_torchvision_model_splits_like_the_full_one(name):
+    """The paper profile's dry run trains torchvision models at a fraction of their width (a subclass where
+    torchvision fixes the widths): they split exactly, at the same feature module."""
+    in_shape = SHAPES["cifar"]
+    torch.manual_seed(0)
+    thin = create_model(name, 10, in_shape, width=0.125).eval()
+    split = split_model(thin)
+    x = _x(in_shape, n=2)
+    assert torch.equal(split.head(split.encoder(x)), thin(x))
+    with torch.device("meta"):
+        full = create_model(name, 10, in_shape)
+    assert split.feature_module == split_model(full).feature_module

@@ -95,10 +95,19 @@ def effect_lines(item: Mapping) -> list[str]:
     interval = _interval(item.get("ci"))
     lines = [format_number(effect, 3) + (f" {interval} {_level(item.get('ci_level'))}" if interval else "")]
     if item.get("scale") == LOG_RATIO:
-        ratio = [None if finite(v) is None else math.exp(v) for v in (item.get("ci") or [])]
+        ratio = [None if finite(v) is None else _ratio(v) for v in (item.get("ci") or [])]
         ratio_interval = _interval(ratio) if interval else None
-        lines.append(f"ratio ×{format_number(math.exp(effect), 3)}" + (f" {ratio_interval}" if ratio_interval else ""))
+        lines.append(f"ratio ×{format_number(_ratio(effect), 3)}" + (f" {ratio_interval}" if ratio_interval else ""))
     return lines
+
+
+def _ratio(log_ratio: float) -> float:
+    """exp of a log ratio; ∞ beyond a float's range (a distance of 0 stands in as the smallest double, so a log
+    ratio can reach ±700)."""
+    try:
+        return math.exp(log_ratio)
+    except OverflowError:
+        return math.inf
 
 
 # ---------------------------------------------------------------- one instance

@@ -193,7 +193,7 @@ def pivot_tables(records: Sequence[Mapping]) -> list[dict]:
 
     Each row ``{"table", "row", "column", "ours", "paper", "format"?, "note"?}``
     fills one cell of table ``table`` as ``"ours (paper)"`` (``format`` is a
-    format spec, default ``"+.2f"``; a missing paper value is ``—``). Rows are
+    format spec, default ``"+.2f"``; a missing value, ours or the paper's, is ``—``). Rows are
     sorted by name, columns keep their first-seen order; a table's note is its
     first row's ``note``.
 
@@ -210,8 +210,8 @@ def pivot_tables(records: Sequence[Mapping]) -> list[dict]:
             param = f"records[{i}]['details']['table_rows'][{j}]"
             _check_keys(param, row, TABLE_ROW_KEYS, "a dict with " + ", ".join(map(repr, TABLE_ROW_KEYS)))
             fmt = row.get("format", "+.2f")
-            try:
-                ours = format(row["ours"], fmt)
+            try:  # a value that is not a number (a degenerate model's undefined deviation) shows as —
+                ours = "—" if row["ours"] is None else format(row["ours"], fmt)
                 paper = "—" if row["paper"] is None else format(row["paper"], fmt)
             except (TypeError, ValueError):
                 raise invalid(param, _OWNER, f"numbers 'ours' and 'paper' that format as {fmt!r}",

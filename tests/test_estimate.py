@@ -59,3 +59,56 @@ def test_a_kind_with_no_known_cost_is_counted_not_guessed():
     assert est.counts == {"some_new_kind": {"none": 1}} and est.total == 0
     assert "1 not estimated" in est.describe("some_new_kind")
 
+
+
+def _cifar(arch, epochs=1, **overrides):
+    return train_spec(arch, "cifar10", init_seed=0, seed=0, train=TrainConfig(epochs=epochs),
+                      overrides=tuple(overrides.items()))
+
+
+def test_a_model_too_large_to_time_is_priced_from_its_flops_without_running_it(monkeypatch):
+    import compress.estimate as E
+
+    timed = []
+    real = E._time_step
+
+    def spy(setup, batch_size, repeats=3):
+        timed.append(setup[0])
+        return real(setup, batch_size, repeats)
+
+    monkeypatch.setattr(E, "_time_step", spy)
+    probes: dict = {}
+    big = [_cifar("tv_resnet152", epochs=2), _cifar("tv_resnet152", epochs=4)]
+    est = estimate_builds(big, {}, probes=probes, gpu=True)
+    assert est.counts == {"train": {"flops": 2}}
+    assert timed == ["resnet18"]  # only the reference that calibrates this machine's FLOP/s, once
+    assert est.by_key[big[1].key] == 2 * est.by_key[big[0].key] > 0  # steps scale the estimate
+    forward = probes[("flops", "tv_resnet152", (), (3, 32, 32))][0]
+    assert 4e8 < forward < 6e8  # ResNet-152 on 32x32 inputs: 0.47 GFLOP a forward pass
+    assert 0 < est.gpu_total < est.total
+    estimate_builds(big, {}, probes=probes, gpu=True)
+    assert timed == ["resnet18"]  # the cache prices each model once
+
+
+def test_the_cuda_estimate_is_launch_bound_for_small_models_and_scales_with_the_assumed_rate():
+    from compress.estimate import GPU_LAYER_SECONDS, model_cost
+
+    probes: dict = {}
+    small = model_cost(("lenet5", "cifar10", (), ()), 64, probes, cpu=False)
+    assert small.gpu_step == 5 * GPU_LAYER_SECONDS  # 5 layers with parameters; its FLOPs would take far less
+    assert small.cpu_step != small.cpu_step  # cpu=False: nothing timed (nan)
+    slow = model_cost(("tv_vgg16", "cifar10", (), ()), 64, probes, cpu=False, gpu_tflops=1.0)
+    fast = model_cost(("tv_vgg16", "cifar10", (), ()), 64, probes, cpu=False, gpu_tflops=10.0)
+    assert abs(slow.gpu_step / fast.gpu_step - 10) < 1e-9  # FLOP-bound: time in proportion to 1 / rate
+    assert abs(slow.gpu_step - 3 * probes[("flops", "tv_vgg16", (), (3, 32, 32))][0] * 64 / 1e12) < 1e-9
+
+
+def test_the_gpu_estimate_is_off_unless_asked_and_history_skips_the_cpu_timing(monkeypatch):
+    import compress.estimate as E
+
+    monkeypatch.setattr(E, "_time_step", lambda *a, **k: (_ for _ in ()).throw(AssertionError("timed")))
+    spec = _train(0)
+    history = {cost_class(spec): [3.0]}
+    est = estimate_builds([spec], history, gpu=True)
+    assert est.counts == {"train": {"history": 1}} and est.total == 3.0 and est.gpu_total > 0
+    assert estimate_builds([spec], history).gpu_total == 0

@@ -96,7 +96,10 @@ def test_plan_lists_artifacts_without_training(tmp_path):
     assert res.returncode == 0, output(res)
     assert "to build" in res.stdout and "train" in res.stdout
     assert "by probe" in res.stdout and "estimated build time ~" in res.stdout and "with -n 2 about ~" in res.stdout
+    assert "on cuda: ~" in res.stdout and "GPU-hours; on 1 GPU about ~" in res.stdout
     assert not built_files(tmp_path)
+    gpus = run_claims(tmp_path, "--profile", "smoke", "--plan", "--plan-gpus", "4", "--plan-gpu-tflops", "50")
+    assert gpus.returncode == 0 and "on 4 GPUs about ~" in gpus.stdout and "assumed 50 TFLOP/s" in gpus.stdout
 
 
 def test_plan_predicts_power_from_the_baseline_without_training(smoke_run):
@@ -121,6 +124,8 @@ def test_plan_predicts_power_from_the_baseline_without_training(smoke_run):
     (["--profile", "smoke", "--lock-timeout", "0"], "--lock-timeout must be a number of seconds > 0"),
     (["--profile", "smoke", "--executor", "dask"], "--executor 'dask' is not a valid executor. Valid executors: local, ray."),
     (["--profile", "smoke", "--ray-address", "auto"], "--ray-address needs --executor ray."),
+    (["--profile", "smoke", "--plan", "--plan-gpus", "0"], "--plan-gpus 0: expected a positive number."),
+    (["--profile", "smoke", "--plan-gpu-tflops", "20"], "--plan-gpu-tflops needs --plan."),
 ])
 def test_bad_input_stops_before_training(tmp_path, args, needle):
     res = run_claims(tmp_path, *args)

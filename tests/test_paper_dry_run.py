@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from claimruns import ROOT, output, run_claims
 
 import fixtures.claims  # noqa: F401  (registers every paper's profile section)
-from claimruns import ROOT, output, run_claims
 from fixtures.dry_run import dry_run_document, dry_run_profile, to_toml
 from fixtures.profile import PROFILE_DIR, list_profiles, load_profile
 
@@ -142,7 +142,7 @@ def test_paper_dry_run_reaches_a_verdict_for_every_paper_claim(tmp_path):
     assert res.returncode == 0, log[-6000:]
     summary = log.strip().splitlines()[-1]
     assert "failed" not in summary and "error" not in summary, summary
-    for reason in re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", log, flags=re.M):
+    for reason in re.findall(r"^SKIPPED \[\d+\] [^:]+:\d+: (.*)$", log, flags=re.MULTILINE):
         assert any(s in reason for s in DECLARED_SKIPS), reason
     doc = json.loads((tmp_path / "report" / "claims.json").read_text())
     records = doc["claims"]
@@ -164,3 +164,38 @@ def test_paper_dry_run_reaches_a_verdict_for_every_paper_claim(tmp_path):
     assert "digits" not in classes
     html = (tmp_path / "report" / "index.html").read_text()
     assert "dry run" in html and "data:image/png;base64," in html
+
+
+# ------------------------------------------------------------------ missing data, as a user meets it
+
+def _one_dataset_profile(tmp_path: Path, dataset: str) -> Path:
+    """The paper dry run cut to MW on one dataset (a new key in the source reaches it as in the full run)."""
+    raw = _paper_raw()
+    raw["mw"]["experiments"] = [e for e in raw["mw"]["experiments"] if e["dataset"] == dataset][:1]
+    for section in ("gc", "mh", "sh"):
+        raw.pop(section)
+    raw["deviations"] = [d for d in raw["deviations"] if any(c.startswith("MW") for c in d["claims"])]
+    out = tmp_path / f"paper-{dataset}.toml"
+    out.write_text(to_toml(dry_run_document(raw, name=out.stem)), encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize(("dataset", "folder", "gone"), [
+    ("cifar10", "cifar-10-batches-py", "data_batch_3"),
+    ("cifar100", "cifar-100-python", "train"),
+    ("mnist", "MNIST/raw", "t10k-labels-idx1-ubyte"),
+])
+def test_missing_data_stops_the_run_before_training_naming_path_file_and_download(tmp_path, dataset, folder, gone):
+    profile = _one_dataset_profile(tmp_path, dataset)
+    no_root = run_claims(tmp_path, "--profile", str(profile), "-x")
+    text = output(no_root)
+    assert no_root.returncode == 4, text[-3000:]  # a usage error: nothing collected, nothing run
+    assert "--data-root" in text and "--download" in text and dataset in text
+    data = tmp_path / "data"
+    tinydata.write_all(data, np.random.default_rng(0))
+    (data / folder / gone).unlink()
+    lacking = run_claims(tmp_path, "--profile", str(profile), "--data-root", str(data), "-x")
+    text = output(lacking)
+    assert lacking.returncode == 4, text[-3000:]
+    assert str(data / folder / gone) in text and "--download" in text and "missing 1 of" in text
+    assert not list((tmp_path / "artifacts").rglob("*.pt"))  # nothing was trained

@@ -68,25 +68,13 @@ from .masks import apply_masks
 from .models import create_model
 from .numerics import cpu_build
 from .pruning import SCOPES, TARGETS, l1_unstructured
-from .quantize import (
-    QUANT_SCOPES,
-    SCHEMES,
-    attach_activation_quant,
-    quantize,
-    storage_bits,
-)
+from .quantize import QUANT_SCOPES, SCHEMES, attach_activation_quant, quantize, storage_bits
 from .runtime import resolve_device
 from .simkd import SimKDStudent, build_simkd_student
 from .spec import model_root
 from .split import SPLITTABLE, splitter_of
 from .store import BuildContext, Spec
-from .structured import (
-    NORMS,
-    channel_masks,
-    effective_parameter_count,
-    retained_fraction,
-    rewind_to_init,
-)
+from .structured import NORMS, channel_masks, effective_parameter_count, retained_fraction, rewind_to_init
 from .training import TrainConfig, accuracy, predict, train
 
 __all__ = [

@@ -78,23 +78,23 @@ from .structured import NORMS, channel_masks, effective_parameter_count, retaine
 from .training import TrainConfig, accuracy, predict, train
 
 __all__ = [
-    "CHANNEL_LAYERS",
-    "KINDS",
-    "RECIPE_VERSION",
     "Kind",
+    "KINDS",
+    "register_kind",
     "Workspace",
-    "channel_prune_spec",
-    "distill_spec",
-    "eval_spec",
-    "label",
     "make_builders",
-    "model_from_payload",
+    "train_spec",
+    "distill_spec",
     "prune_spec",
     "quantize_spec",
-    "register_kind",
+    "eval_spec",
+    "channel_prune_spec",
     "rewind_distill_spec",
+    "CHANNEL_LAYERS",
+    "model_from_payload",
+    "label",
+    "RECIPE_VERSION",
     "single_threaded_on_cpu",
-    "train_spec",
 ]
 
 # Part of every spec this module makes: bump it when a builder's output changes for the same

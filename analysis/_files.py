@@ -2,7 +2,7 @@
 
 The report (:mod:`analysis.report.publish`) and the findings baseline
 (:mod:`analysis.findings`) both write through :func:`write_text`. The artifact
-store has its own byte writer (``compress/_store_files.py``: binary parts,
+store has its own byte writer (``compress/store/files.py``: binary parts,
 directory fsync): ``compress`` may not import this module (DESIGN.md, layers).
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ The one home of these helpers for both libraries: ``compress`` imports them
 from here, the one import allowed from ``compress`` into ``analysis`` (DESIGN.md,
 layers). They live on this side because importing ``analysis`` has no side
 effects (its ``__init__`` is lazy), while importing ``compress`` pins the CPU
-kernel dispatch (compress/numerics.py); this module imports nothing else.
+kernel dispatch (compress/runtime/numerics.py); this module imports nothing else.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Findings baseline: the committed evidence of every claim instance, and robust regression against it.
 
-A claim run ends in one Evidence dict per instance (:mod:`analysis.evidence`).
+A claim run ends in one Evidence dict per instance (:mod:`analysis.stats.evidence`).
 The *findings baseline* (``claims/findings/<profile>.json``, committed)
 records, per instance, the verdict, its stability, and per part of its
 decision rule the estimate, its standard error and the per-unit values it
@@ -49,8 +49,8 @@ from scipy import stats
 
 from ._files import write_text
 from ._validation import check_choice, invalid
-from .evidence import FRAGILE_BELOW, VERDICTS, jsonable
-from .family import holm
+from analysis.stats.evidence import FRAGILE_BELOW, VERDICTS, jsonable
+from analysis.stats.family import holm
 
 __all__ = [
     "EXPECTABLE_VERDICTS", "FORMAT_VERSION", "SUMMARY_KEYS", "STATUSES", "Baseline", "BaselineError", "Change",

@@ -5,7 +5,7 @@ CIFAR ResNet-18 and every layer of a second, differently initialised one
 (activations of each Conv2d / BatchNorm2d / Linear module on random
 CIFAR-shaped inputs), computed
 
-(a) batched: ``compress.cka.cka_matrix`` (each layer's centered Gram matrix
+(a) batched: ``compress.measure.cka.cka_matrix`` (each layer's centered Gram matrix
     built once, one matrix product for all pairs), and
 (b) per-pair loop: for each (layer_a, layer_b) both Gram matrices are rebuilt
     and centered (``gram_linear`` + ``center_gram``, O(n²) centering) and
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
-from compress.cka import DEFAULT_LAYER_TYPES, center_gram, cka_matrix, extract_features, gram_linear
+from compress.measure.cka import DEFAULT_LAYER_TYPES, center_gram, cka_matrix, extract_features, gram_linear
 
 DEFAULT_N = 2000
 N_RESNET18_LAYERS = 41  # 20 conv, 20 batch norm, 1 linear

@@ -45,8 +45,8 @@ def worker(arch: str, mode: str, steps: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from compress.data import load_dataset
-    from compress.models import create_model
+    from compress.data.datasets import load_dataset
+    from compress.models.registry import create_model
 
     torch.set_num_threads(1)
     data = load_dataset("digits")

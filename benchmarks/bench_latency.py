@@ -4,7 +4,7 @@ The ``ci`` profile's VGG-11 (torchvision layout, three-layer classifier, 1/8 wid
 initialised (latency does not depend on training): dense base; 25 % unstructured (masked); 25 % structured
 (zeroed filters/units, masked); the same physically removed (Torch-Pruning); and, when torchao is installed
 (``pip install -e ".[int8]"``), the base through torchao's PT2E x86 inductor int8 path — skipped with the reason
-otherwise. Times every model interleaved in random order per round (:func:`compress.latency.measure_latency`) and
+otherwise. Times every model interleaved in random order per round (:func:`compress.measure.latency.measure_latency`) and
 prints each one's time ratio to the dense base measured in the same run, with a 95 % interval.
 
     python benchmarks/bench_latency.py                       # CPU, batch 1 and 64, 100 rounds
@@ -33,10 +33,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from compress.latency import Int8Unavailable, hardware_description, int8_inductor, log_ratio, measure_latency
-    from compress.layer_pruning import allocatable, layer_masks, remove_zeroed_units
-    from compress.masks import apply_masks
-    from compress.models import create_model
+    from compress.measure.latency import (Int8Unavailable, hardware_description, int8_inductor, log_ratio,
+                                          measure_latency)
+    from compress.prune.per_layer import allocatable, layer_masks, remove_zeroed_units
+    from compress.prune.masks import apply_masks
+    from compress.models.registry import create_model
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("no CUDA device: run on CPU (--device cpu)", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Training throughput: our engine vs plain DataLoader loops, same model, data and recipe.
 
-What is measured: wall time of ``compress.training.train`` and of the loops
+What is measured: wall time of ``compress.training.loop.train`` and of the loops
 notebooks write, on the same architecture, data, optimizer, batch size and
 epochs, in the same process; best of ``--repeats`` runs each, after a warm-up.
 Printed as ratios (baseline time / engine time; > 1 means the engine is faster).
@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from compress.data import load_dataset
-from compress.models import create_model
-from compress.runtime import resolve_device
-from compress.training import TrainConfig, train
+from compress.data.datasets import load_dataset
+from compress.models.registry import create_model
+from compress.runtime.devices import resolve_device
+from compress.training.loop import TrainConfig, train
 
 
 def dataloader_loop(model, x, y, cfg: TrainConfig, seed: int, device) -> None:

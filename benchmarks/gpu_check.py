@@ -7,7 +7,7 @@ Without CUDA it prints ``gpu_check: unrun: …`` and exits 0 (CI has no GPU). On
 and one run, so every ratio compares numbers taken on the same card:
 
 1. **throughput** of the ``ci`` and paper architectures on CIFAR-shaped data resident on the GPU: our engine
-   (``compress.training.train``: bf16 autocast, channels_last, no DataLoader) against a plain PyTorch loop
+   (``compress.training.loop.train``: bf16 autocast, channels_last, no DataLoader) against a plain PyTorch loop
    (float32, contiguous, the same device-resident tensors, ``loss.item()`` each step), as examples/s, their
    ratio, and the engine's sustained training TFLOP/s (3 x forward FLOPs x examples / s: the number
    ``pytest claims --plan --plan-gpu-tflops`` takes in place of its assumed 25);
@@ -79,9 +79,9 @@ def _timed(fn) -> float:
 
 
 def throughput(n: int, batch: int, epochs: int) -> list[dict]:
-    from compress.estimate import _flops
-    from compress.models import create_model
-    from compress.training import TrainConfig, train
+    from compress.build.estimate import _flops
+    from compress.models.registry import create_model
+    from compress.training.loop import TrainConfig, train
 
     rows = []
     say(f"\n[1] throughput: {n} device-resident examples, batch {batch}, {epochs} epoch(s) after a warm-up epoch")

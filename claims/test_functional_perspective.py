@@ -5,7 +5,7 @@ The paper draws t-SNE "functional landscapes" and gives no distance or test;
 the functional distance of two models is the mean Jensen–Shannon divergence
 of their test-set softmax outputs (profile key ``mw.distance``). The unit is
 a base model B_i with its own independent partner, students, same-init control
-and compressed copies (``fixtures/mw.py``); every claim below is one
+and compressed copies (``fixtures/papers/mw.py``); every claim below is one
 declaration whose decision rule is the one CLAIMS.md states, Holm-adjusted
 over its instances by the suite.
 
@@ -20,11 +20,12 @@ import math
 import numpy as np
 from scipy import stats
 
-from analysis.family import Measurement
-from analysis.rules import AllOf, AnyOf, Directional, Equivalence, GroupDifference, GroupsDiffer, NonInferiority, Trend
-from analysis.units import UnitTable
+from analysis.stats.family import Measurement
+from analysis.stats.rules import (AllOf, AnyOf, Directional, Equivalence, GroupDifference, GroupsDiffer,
+                                  NonInferiority, Trend)
+from analysis.stats.units import UnitTable
 from fixtures.claims import claim
-from fixtures.mw import mw_units_for
+from fixtures.papers.mw import mw_units_for
 
 # The paper's Tables 3–5: relative % deviation in accuracy from the base model.
 PAPER_DEVIATION = {

@@ -1,7 +1,7 @@
 """GC — Garcia Caño, *Investigating the orthogonality of model compression by pruning and knowledge
 distillation* (thesis, 2025). Seed: ``shared/seeds/000_53a94a9e0ac28083.txt``.
 
-Models (``fixtures/gc.py``): per teacher seed, iterative structured pruning with fine-tuning (pruned),
+Models (``fixtures/papers/gc.py``): per teacher seed, iterative structured pruning with fine-tuning (pruned),
 the pruned architecture rewound to the teacher's initial weights and distilled (distilled), and from each
 distilled checkpoint further pruning to every lower level (mixed). Similarity: linear CKA on a fixed set
 of test inputs, every conv/BN/linear layer. The unit is the teacher seed with its whole pipeline; levels
@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from analysis.family import Measurement
-from analysis.rules import AllOf, Directional, Equivalence, NonInferiority, Trend
-from analysis.units import UnitTable
+from analysis.stats.family import Measurement
+from analysis.stats.rules import AllOf, Directional, Equivalence, NonInferiority, Trend
+from analysis.stats.units import UnitTable
 from fixtures.claims import claim
-from fixtures.gc import COMPARISONS
+from fixtures.papers.gc import COMPARISONS
 
 # Thesis Table 1: mean CKA between pruned and distilled models by retained fraction.
 PAPER_TABLE1 = {0.1: 0.700, 0.2: 0.788, 0.3: 0.810, 0.4: 0.806, 0.5: 0.836, 0.6: 0.837, 0.7: 0.840, 0.8: 0.858, 0.9: 0.859}

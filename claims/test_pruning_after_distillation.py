@@ -1,7 +1,7 @@
 """MH — Malihi & Heidemann, *Matching the Ideal Pruning Method with Knowledge Distillation for Optimal
 Compression*. Seed: ``shared/seeds/002_cc18d3e520a0b5dc.txt``.
 
-Models (``fixtures/mh.py``, spec graph :func:`compress.designs.mh_units`): per teacher → student pair and
+Models (``fixtures/papers/mh.py``, spec graph :func:`compress.build.designs.mh_units`): per teacher → student pair and
 seed, a teacher, its SimKD student (label-free; the teacher's classifier reused and frozen), the student
 pruned by weights (global L1 unstructured) and by channels (L1, convolutions) at every level, and the
 teacher pruned by weights, each pruned model fine-tuned with its masks held. The unit is the **pair**: its
@@ -16,12 +16,12 @@ import math
 import numpy as np
 from scipy import stats
 
-from analysis.efficiency import parameters_at_accuracy
-from analysis.family import Measurement
-from analysis.rules import Directional, NonInferiority
-from analysis.units import UnitTable
+from analysis.measure.efficiency import parameters_at_accuracy
+from analysis.stats.family import Measurement
+from analysis.stats.rules import Directional, NonInferiority
+from analysis.stats.units import UnitTable
 from fixtures.claims import claim
-from fixtures.mh import COUNTINGS, MH_METHODS, mh_units_for
+from fixtures.papers.mh import COUNTINGS, MH_METHODS, mh_units_for
 
 UNIT = "teacher → student pair (its seeds averaged within it)"
 
@@ -337,7 +337,7 @@ def pruning_structure_per_layer(case, world):
     """
     import torch
 
-    from compress.layer_structure import pruning_structure
+    from compress.prune.structure import pruning_structure
 
     dataset, method = case["dataset"], case["method"]
     checked, violations, coupled = 0, [], []

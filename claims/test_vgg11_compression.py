@@ -1,7 +1,7 @@
 """SH — Saeed, Haroon & Khan, *Deep Models Compression* (VGG-11 on CIFAR-100, course report). Seed:
 ``shared/seeds/003_ee2f1fae0da8386a.txt``.
 
-Models (``fixtures/sh.py``, spec graph :func:`compress.designs.sh_units`): per seed, a VGG-11 base (the real
+Models (``fixtures/papers/sh.py``, spec graph :func:`compress.build.designs.sh_units`): per seed, a VGG-11 base (the real
 three-layer classifier), its per-layer sensitivity analysis, copies pruned to the overall target with
 per-layer ratios allocated from it (L1 unstructured; L2 structured over every layer, and over the
 convolutions only: the paper's variant) and a uniform sparsity sweep, each fine-tuned with the output layer
@@ -17,11 +17,11 @@ import math
 import numpy as np
 from scipy import stats
 
-from analysis.family import Measurement
-from analysis.rules import AllOf, Directional, Equivalence, Trend
-from analysis.units import UnitTable
+from analysis.stats.family import Measurement
+from analysis.stats.rules import AllOf, Directional, Equivalence, Trend
+from analysis.stats.units import UnitTable
 from fixtures.claims import claim
-from fixtures.sh import KD_METHODS
+from fixtures.papers.sh import KD_METHODS
 
 UNIT = "seed (a VGG-11 base and everything derived from it)"
 KD_UNIT = "seed (one VGG-16 and one VGG-19 teacher, each with its logit, hint and CRD students)"
@@ -116,7 +116,7 @@ def _bars(groups, path, title, ylabel, errors=None, reference=None):
 
 # ---------------------------------------------------------------- SH-2
 def _drops(world, u, method) -> dict[str, float]:
-    from compress.sh_recipes import mean_drops
+    from compress.build.sh_recipes import mean_drops
 
     return mean_drops(world.payload(u.sensitivity), method)
 
@@ -213,7 +213,7 @@ def structured_pruning_lowers_latency(case, world):
     masked models equivalent to the base, ±5 % (TOST on the log ratio, universal). Zeroed weights run the
     same dense kernels; only removal can speed up.
     """
-    from compress.latency import log_ratio
+    from compress.measure.latency import log_ratio
 
     record = world.latency(case["batch"])
     eff = world.effects
@@ -438,7 +438,7 @@ def hint_aligns_best(case, world):
     scaled to [0, 1]; SSIM settings recorded) over the first ``cam_images`` test images. Hint below logit and
     CRD on log KL (δ = log 1.05) and above them on SSIM (δ = 0.01): one-sided paired, universal over the four.
     """
-    from analysis.saliency import ssim_settings
+    from analysis.measure.saliency import ssim_settings
 
     teacher = case["teacher"]
     table = UnitTable(KD_UNIT)
@@ -476,7 +476,7 @@ def hint_aligns_best(case, world):
 
 
 def _cam_figure(world, name, maps, title) -> list[str]:
-    from analysis.cam_plots import plot_cam_overlays
+    from analysis.plots.cams import plot_cam_overlays
 
     images = world.test_images(len(next(iter(maps.values()))))
     if images is None:
@@ -498,7 +498,7 @@ def hint_most_colour_robust(case, world):
     universal, δ = 0.02. Jitter declared in the profile; the teachers were trained on clean data (whether the
     paper's students learned from its colour-jittered teacher is not stated).
     """
-    from compress.jitter import check_jitter
+    from compress.data.jitter import check_jitter
 
     teacher = case["teacher"]
     table = UnitTable(KD_UNIT)

@@ -1,6 +1,6 @@
 """Hand-built, realistic report inputs: Evidence records, a run block and a regression block.
 
-Records are made through :class:`analysis.evidence.Evidence` itself, so they
+Records are made through :class:`analysis.stats.evidence.Evidence` itself, so they
 carry every key of the schema the report renders. :func:`records` covers each
 case the report must show: supported / refuted / inconclusive / error, not
 asserted, a compound rule with parts, the three design statuses (decided with
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from analysis.evidence import Evidence
+from analysis.stats.evidence import Evidence
 
 ENVIRONMENT = {"torch": "2.4.1", "numerics": "pinned", "cpu_capability": "AVX2", "threads": 1, "device": "cpu"}
 LOG_MARGIN = math.log(0.8)

@@ -1,6 +1,6 @@
 """A fake SH world whose answers are known, for testing the SH claims' constructions (STYLE.md §14).
 
-:class:`FakeSHWorld` subclasses the real :class:`fixtures.sh.SHWorld` and replaces only what the store and
+:class:`FakeSHWorld` subclasses the real :class:`fixtures.papers.sh.SHWorld` and replaces only what the store and
 the machine provide — accuracies, sensitivity tables, KL divergences, Grad-CAM SSIMs, jitter ratios, latency
 records — so a claim reads them through the real interface. Every model id is a plain string
 (``seed3/pruned:structured,all``).
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compress.designs import SH_PRUNED, SHUnit
-from compress.latency import LatencyRecord
-from fixtures.sh import KD_METHODS, SHSettings, SHWorld
+from compress.build.designs import SH_PRUNED, SHUnit
+from compress.measure.latency import LatencyRecord
+from fixtures.papers.sh import KD_METHODS, SHSettings, SHWorld
 from tests.fakeworlds import _bounded, fake_profile
 
 __all__ = ["FakeSHWorld", "sh_world", "SH_LAYERS", "SWEEP"]

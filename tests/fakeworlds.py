@@ -1,6 +1,6 @@
 """Fake MW, GC and MH worlds whose answers are known, for testing the claims' constructions (STYLE.md §14).
 
-The worlds subclass the real ones (:class:`fixtures.mw.MWWorld`, :class:`fixtures.gc.GCWorld`) and replace
+The worlds subclass the real ones (:class:`fixtures.papers.mw.MWWorld`, :class:`fixtures.papers.gc.GCWorld`) and replace
 only what the store provides — distances, accuracies, CKA — so a claim reads them through the real
 interface (and the real ``log_distance`` and ``mean_cka``). Every model id is a plain string.
 
@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from compress.designs import MHPair, MHUnit
-from fixtures.gc import GCSettings, GCUnit, GCWorld
-from fixtures.mh import MHSettings, MHWorld, Point
-from fixtures.mw import MWExperiment, MWSettings, MWUnit, MWWorld
-from fixtures.profile import Experiment, Profile
+from compress.build.designs import MHPair, MHUnit
+from fixtures.papers.gc import GCSettings, GCUnit, GCWorld
+from fixtures.papers.mh import MHSettings, MHWorld, Point
+from fixtures.papers.mw import MWExperiment, MWSettings, MWUnit, MWWorld
+from fixtures.schema import Experiment, Profile
 
 __all__ = ["Acc", "Rel", "MWCell", "Truth", "FakeMWWorld", "mw_world", "GCDesign", "FakeGCWorld", "gc_world",
            "GC_LAYERS", "fake_profile", "MH_LEVELS", "Curve", "flat", "FakeMHWorld", "mh_world"]

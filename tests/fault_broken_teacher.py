@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import compress.designs as designs
-from compress.training import TrainConfig
+import compress.build.designs as designs
+from compress.training.loop import TrainConfig
 
 _real_distill_spec = designs.distill_spec
 

@@ -1,4 +1,4 @@
-"""Tests for compress.accounting: parameter, non-zero and byte counts."""
+"""Tests for compress.measure.accounting: parameter, non-zero and byte counts."""
 from __future__ import annotations
 
 import pytest
@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.accounting import account, count_nonzero, count_parameters, model_bytes
-from compress.models import create_model
-from compress.pruning import l1_unstructured
+from compress.measure.accounting import account, count_nonzero, count_parameters, model_bytes
+from compress.models.registry import create_model
+from compress.prune.unstructured import l1_unstructured
 
 
 def _tiny() -> nn.Module:

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import evidence_factory as factory
-from analysis import plots
+import analysis.plots as plots
 from analysis.report import build_report, new_staging_dir, publish_report
 
 pytestmark = pytest.mark.browser

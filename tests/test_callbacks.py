@@ -1,4 +1,4 @@
-"""Tests for compress.callbacks: mask holding, distillation and fake quantization as training callbacks."""
+"""Tests for compress.training.callbacks: mask holding, distillation and fake quantization as training callbacks."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,10 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.callbacks import Distill, FakeQuant, HoldMasks
-from compress.distill import Distiller, HintonKD
-from compress.quantize import fake_quant_weight
-from compress.training import OPTIMIZERS, TrainConfig, predict, train
+from compress.prune.hold import HoldMasks
+from compress.quant.qat import FakeQuant
+from compress.quant.schemes import fake_quant_weight
+from compress.training.callbacks import Distill
+from compress.training.distill import Distiller, HintonKD
+from compress.training.loop import OPTIMIZERS, TrainConfig, predict, train
 from tinyproblems import blobs, flat_state, net
 
 QUICK = TrainConfig(epochs=3, batch_size=16, lr=0.05, weight_decay=5e-4)

@@ -1,4 +1,4 @@
-"""Tests for compress.cka: properties, an independent reference, batching, hooks."""
+"""Tests for compress.measure.cka: properties, an independent reference, batching, hooks."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.cka import (
+from compress.measure.cka import (
     DEFAULT_LAYER_TYPES,
     MinibatchCKA,
     center_gram,
@@ -24,7 +24,7 @@ FAST = settings(max_examples=25, deadline=None)
 
 
 # --------------------------------------------------------------------------
-# Independent reference (numpy), written from the formulas, not from compress.cka
+# Independent reference (numpy), written from the formulas, not from compress.measure.cka
 # --------------------------------------------------------------------------
 
 
@@ -426,7 +426,7 @@ def test_layerwise_cka_full_and_minibatch():
 
 
 def test_normalized_grams_give_the_same_cka_as_cka_matrix():
-    from compress.cka import cka_matrix, normalized_grams
+    from compress.measure.cka import cka_matrix, normalized_grams
 
     g = torch.Generator().manual_seed(0)
     a = [torch.randn(40, 7, generator=g), torch.randn(40, 3, generator=g)]

@@ -1,7 +1,7 @@
 """Every MW and GC claim's construction holds its error rates in fake worlds with known answers (STYLE.md §14).
 
 * **Null simulations.** N fake worlds (``tests/fakeworlds.py``) at a claim's null boundary, each measured by
-  the real claim (``REGISTRY[id].measure``) and decided by :func:`analysis.family.decide_family`: the
+  the real claim (``REGISTRY[id].measure``) and decided by :func:`analysis.stats.family.decide_family`: the
   false-support rate is at most α + 3·√(α(1−α)/N); where the claim can be refuted, the false-refutation
   rate at the opposite boundary likewise. Compound rules are simulated at their least favourable null:
   to support a universal rule (intersection–union), one part at its boundary and the others strongly true;
@@ -12,7 +12,7 @@
   the Evidence records the units, parts and per-unit values the fake world put in.
 * **Negative controls.** Per-unit values built as CLAIMS.md forbids — a reference shared by every unit, the
   nearest of independents shared among bases, levels pooled as units — exceed α clearly in the same worlds,
-  and :class:`~analysis.units.UnitTable` refuses them.
+  and :class:`~analysis.stats.units.UnitTable` refuses them.
 * **The fake worlds themselves**: their nulls are exact where the simulations rely on it.
 
 N = 200; 2000 with ``HYPOTHESIS_PROFILE=thorough`` (the switch of ``tests/conftest.py``); a rate above the
@@ -36,9 +36,9 @@ from scipy.special import ndtr
 
 import claims.test_functional_perspective  # noqa: F401  (registers the MW claims)
 import claims.test_orthogonality  # noqa: F401  (registers the GC claims)
-from analysis.family import FamilySettings, decide_family
-from analysis.rules import Directional, NonInferiority
-from analysis.units import SharedModelError, UnitTable
+from analysis.stats.family import FamilySettings, decide_family
+from analysis.stats.rules import Directional, NonInferiority
+from analysis.stats.units import SharedModelError, UnitTable
 from fixtures.claims import REGISTRY
 from tests.fakeworlds import Acc, GCDesign, MWCell, Rel, ci_design, gc_world, mw_world
 from tests.nullrates import ALPHA, LIMIT, N, error_rates

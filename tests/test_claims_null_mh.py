@@ -18,10 +18,10 @@ import pytest
 import torch
 
 import claims.test_pruning_after_distillation  # noqa: F401  (registers the MH claims)
-from analysis.family import FamilySettings, decide_family
-from compress.models import create_model
-from compress.pruning import l1_unstructured
-from compress.structured import channel_masks
+from analysis.stats.family import FamilySettings, decide_family
+from compress.models.registry import create_model
+from compress.prune.structured import channel_masks
+from compress.prune.unstructured import l1_unstructured
 from fixtures.claims import REGISTRY
 from tests.fakeworlds import MH_LEVELS, Curve, FakeMHWorld, ci_design, flat, mh_world
 from tests.nullrates import ALPHA, error_rates

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import claims.test_vgg11_compression  # noqa: F401  (registers the SH claims)
-from analysis.family import FamilySettings, decide_family
+from analysis.stats.family import FamilySettings, decide_family
 from fixtures.claims import REGISTRY
 from tests.fakesh import SH_LAYERS, SWEEP, latency_record, sh_world
 from tests.fakeworlds import ci_design

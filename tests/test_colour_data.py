@@ -1,4 +1,4 @@
-"""Tests for ``colour_digits`` (compress.data) and the seeded colour jitter (compress.jitter).
+"""Tests for ``colour_digits`` (compress.data.datasets) and the seeded colour jitter (compress.data.jitter).
 
 ``colour_digits`` is ``digits`` (same images, same split) painted with a random
 ink and background colour per image, so colour is a nuisance variable; claim
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from analysis._validation import InvalidParameterError
-from compress.data import (
+from compress.data.datasets import (
     CHANNEL_STATS,
     check_available,
     dataset_options,
@@ -26,7 +26,7 @@ from compress.data import (
     load_dataset,
     pixel_stats,
 )
-from compress.jitter import JITTER_DEFAULTS, check_jitter, colour_jitter
+from compress.data.jitter import JITTER_DEFAULTS, check_jitter, colour_jitter
 
 
 @pytest.fixture(scope="module")

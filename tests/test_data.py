@@ -1,4 +1,4 @@
-"""Tests for compress.data: in-memory datasets, their loaders and their errors.
+"""Tests for compress.data.datasets: in-memory datasets, their loaders and their errors.
 
 The torchvision loaders are exercised on tiny files written in the real
 on-disk formats (CIFAR python pickles, MNIST IDX), so torchvision's own
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis._validation import InvalidParameterError
-from compress.data import (
+from compress.data.datasets import (
     CHANNEL_STATS,
     DatasetNotFoundError,
     InMemoryDataset,

@@ -1,8 +1,8 @@
-"""compress.designs from plain parameters (as a notebook calls them): structure and independence of units."""
+"""compress.build.designs from plain parameters (as a notebook calls them): structure and independence of units."""
 from __future__ import annotations
 
-from compress.designs import MW_ROLES, ModelSetup, gc_cka_spec, gc_units, mw_units
-from compress.training import TrainConfig
+from compress.build.designs import MW_ROLES, ModelSetup, gc_cka_spec, gc_units, mw_units
+from compress.training.loop import TrainConfig
 
 SETUP = ModelSetup("lenet5", "fake", data_seed=0, data_options={"shape": [1, 8, 8], "n_train": 64, "n_test": 32})
 TRAIN, CODE = TrainConfig(epochs=1), TrainConfig(epochs=1, optimizer="adamax", lr=0.001)
@@ -39,7 +39,7 @@ def test_gc_units_are_a_tree_per_seed_and_cka_reads_one_level():
 
 
 def test_mh_units_share_no_model_across_pairs_even_with_a_common_teacher():
-    from compress.designs import MH_ROLES, MHPair, mh_units
+    from compress.build.designs import MH_ROLES, MHPair, mh_units
 
     options = {"shape": [1, 8, 8], "n_train": 64, "n_test": 32}
     teacher = {"width": 0.125}

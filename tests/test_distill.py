@@ -1,4 +1,4 @@
-"""Tests for compress.distill: the Hinton KD loss, the distiller strategies and their lookup table."""
+"""Tests for compress.training.distill: the Hinton KD loss, the distiller strategies and their lookup table."""
 from __future__ import annotations
 
 import math
@@ -10,9 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analysis._validation import InvalidParameterError
-from compress.distill import (DISTILLERS, CRDKD, Distiller, FitNetsKD, HintonKD, KDConfig, MWCodeKD, SimKD, hinton_kd_loss,
-                              make_distiller,
-                              soft_kl)
+from compress.training.distill import (CRDKD, DISTILLERS, Distiller, FitNetsKD, HintonKD, KDConfig, MWCodeKD, SimKD,
+                                       hinton_kd_loss, make_distiller, soft_kl)
 
 FAST = settings(max_examples=30, deadline=None)
 

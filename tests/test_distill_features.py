@@ -1,4 +1,4 @@
-"""Tests for the feature distillers of the SH paper: FitNets hints (FitNetsKD) and CRD (CRDKD), compress.distill."""
+"""Tests for the feature distillers of the SH paper: FitNets hints (FitNetsKD) and CRD (CRDKD), compress.training.distill."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ from tinyproblems import blobs, net
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.callbacks import Distill
-from compress.distill import (
+from compress.training.callbacks import Distill
+from compress.training.distill import (
     CRDKD,
     DISTILLERS,
     REGRESSORS,
@@ -24,8 +24,8 @@ from compress.distill import (
     hint_shapes,
     make_distiller,
 )
-from compress.models import create_model, list_models
-from compress.training import Callback, TrainConfig, train
+from compress.models.registry import create_model, list_models
+from compress.training.loop import Callback, TrainConfig, train
 
 SHAPES = {"digits": (1, 8, 8), "cifar": (3, 32, 32)}
 #: Teacher → student pairs of the SH paper's families; those not (yet) registered are skipped.

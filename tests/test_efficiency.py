@@ -1,4 +1,4 @@
-"""Tests for analysis.efficiency: PE, the breakpoint rules and their parser, iso-accuracy counts.
+"""Tests for analysis.measure.efficiency: PE, the breakpoint rules and their parser, iso-accuracy counts.
 
 Every curve is hand-made with its answer worked out in the comment beside it.
 """
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analysis._validation import InvalidParameterError
-from analysis.efficiency import (
+from analysis.measure.efficiency import (
     DEFAULT_BREAKPOINT_RULE,
     BreakpointRule,
     find_breakpoint,

@@ -1,13 +1,16 @@
-"""compress.estimate: cost classes, the store's build history, and estimates from history or a measured step."""
+"""compress.build.estimate: cost classes, the store's build history, and estimates from history or a measured step."""
 from __future__ import annotations
 
 import json
 
 
-from compress.estimate import build_history, cost_class, estimate_builds
-from compress.recipes import Workspace, distill_spec, eval_spec, make_builders, prune_spec, train_spec
-from compress.store import ArtifactStore
-from compress.training import TrainConfig
+from compress.build.estimate import estimate_builds
+from compress.build.kinds import make_builders
+from compress.build.recipes import distill_spec, eval_spec, prune_spec, train_spec
+from compress.build.workspace import Workspace
+from compress.store.artifacts import ArtifactStore
+from compress.store.history import build_history, cost_class
+from compress.training.loop import TrainConfig
 
 OPTIONS = {"shape": [1, 8, 8], "n_train": 128, "n_test": 32}
 
@@ -52,7 +55,7 @@ def test_history_gives_the_median_of_the_class_and_a_probe_covers_training_kinds
 
 
 def test_a_kind_with_no_known_cost_is_counted_not_guessed():
-    from compress.spec import Spec
+    from compress.store.spec import Spec
 
     odd = Spec.make("some_new_kind", parents=(_train(0),))
     est = estimate_builds([odd], {})
@@ -67,7 +70,7 @@ def _cifar(arch, epochs=1, **overrides):
 
 
 def test_a_model_too_large_to_time_is_priced_from_its_flops_without_running_it(monkeypatch):
-    import compress.estimate as E
+    import compress.build.estimate as E
 
     timed = []
     real = E._time_step
@@ -91,7 +94,7 @@ def test_a_model_too_large_to_time_is_priced_from_its_flops_without_running_it(m
 
 
 def test_the_cuda_estimate_is_launch_bound_for_small_models_and_scales_with_the_assumed_rate():
-    from compress.estimate import GPU_LAYER_SECONDS, model_cost
+    from compress.build.estimate import GPU_LAYER_SECONDS, model_cost
 
     probes: dict = {}
     small = model_cost(("lenet5", "cifar10", (), ()), 64, probes, cpu=False)
@@ -104,7 +107,7 @@ def test_the_cuda_estimate_is_launch_bound_for_small_models_and_scales_with_the_
 
 
 def test_the_gpu_estimate_is_off_unless_asked_and_history_skips_the_cpu_timing(monkeypatch):
-    import compress.estimate as E
+    import compress.build.estimate as E
 
     monkeypatch.setattr(E, "_time_step", lambda *a, **k: (_ for _ in ()).throw(AssertionError("timed")))
     spec = _train(0)

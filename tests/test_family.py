@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
-from analysis.evidence import Evidence
-from analysis.family import FamilySettings, Measurement, decide_family, holm, verdict_from
-from analysis.power import PowerModel
-from analysis.rules import AllOf, Directional, Equivalence, GroupDifference, NonInferiority
-from analysis.units import UnitTable
+from analysis.stats.evidence import Evidence
+from analysis.stats.family import FamilySettings, Measurement, decide_family, holm, verdict_from
+from analysis.stats.power import PowerModel
+from analysis.stats.rules import AllOf, Directional, Equivalence, GroupDifference, NonInferiority
+from analysis.stats.units import UnitTable
 
 FAST = FamilySettings(power_simulations=2000, stability_resamples=200)
 
@@ -174,7 +174,7 @@ def test_grouped_designs_scale_every_group_in_proportion():
         t.add(f"a{i}", models=[f"a{i}"], group="a", x=rng.normal())
     for i in range(6):
         t.add(f"b{i}", models=[f"b{i}"], group="b", x=rng.normal())
-    from analysis.power import group_sizes
+    from analysis.stats.power import group_sizes
     assert group_sizes({"a": 12, "b": 6}, 36) == {"a": 24, "b": 12}
     assert group_sizes({"a": 12, "b": 6}, 3) == {"a": 2, "b": 2}  # at least two a group
     rule = GroupDifference("g", "x", "a", "b", delta=1.0)
@@ -193,7 +193,7 @@ def test_power_curve_rises_and_contains_the_design():
     assert 8 in counts and counts == tuple(sorted(counts)) and max(counts) <= 60
     assert dict(curve)[8] == pytest.approx(model.power(0.05))
     assert np.all(np.diff(powers) > -0.03) and powers[-1] > 0.95 > 0.5 > powers[0]
-    from analysis.power import power_at_units
+    from analysis.stats.power import power_at_units
     assert power_at_units(curve, 8) == pytest.approx(dict(curve)[8], abs=0.02)
     assert power_at_units(curve, 1000) is None
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis._validation import InvalidParameterError
-from analysis.evidence import VERDICTS
+from analysis.stats.evidence import VERDICTS
 from analysis.findings import (
     EXPECTABLE_VERDICTS,
     Baseline,

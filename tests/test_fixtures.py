@@ -5,14 +5,15 @@ import dataclasses
 
 import pytest
 
-from analysis.family import Measurement
-from analysis.rules import Directional
-from analysis.units import UnitTable
-from compress.recipes import eval_spec, label
-from compress.store import Spec
+from analysis.stats.family import Measurement
+from analysis.stats.rules import Directional
+from analysis.stats.units import UnitTable
+from compress.build.kinds import label
+from compress.build.recipes import eval_spec
+from compress.store.artifacts import Spec
 from fixtures.claims import CATALOGUE, REGISTRY, Claim, case_id, claim, is_claim_id, measure_family
-from fixtures.gc import gc_specs, gc_units
-from fixtures.mw import mw_experiments, mw_specs
+from fixtures.papers.gc import gc_specs, gc_units
+from fixtures.papers.mw import mw_experiments, mw_specs
 from fixtures.profile import load_profile
 from fixtures.world import World, training_health
 
@@ -209,7 +210,7 @@ def test_one_claim_builds_only_what_it_declares():
 
 
 def test_a_claim_reading_outside_its_needs_is_stopped_by_name():
-    from fixtures.mw import MWWorld
+    from fixtures.papers.mw import MWWorld
     from fixtures.world import UndeclaredRead
 
     profile = load_profile("smoke")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compress.data import load_dataset
-from compress.models import create_model
-from compress.runtime import resolve_device
-from compress.training import TrainConfig, accuracy, predict, train
+from compress.data.datasets import load_dataset
+from compress.models.registry import create_model
+from compress.runtime.devices import resolve_device
+from compress.training.loop import TrainConfig, accuracy, predict, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

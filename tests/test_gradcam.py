@@ -1,4 +1,4 @@
-"""Tests for Grad-CAM (:mod:`compress.gradcam`), SSIM of maps (:mod:`analysis.saliency`) and the overlay figure.
+"""Tests for Grad-CAM (:mod:`compress.measure.gradcam`), SSIM of maps (:mod:`analysis.measure.saliency`) and the overlay figure.
 
 Grad-CAM is checked against a hand computation on a network whose weights
 give α in closed form (global average pool + linear: α_k = w[c, k] / (h w)),
@@ -15,9 +15,9 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from analysis.cam_plots import plot_cam_overlays
-from analysis.saliency import SSIM_SETTINGS, ssim_per_image, ssim_settings
-from compress.gradcam import grad_cam, last_conv_layer, upsample_and_scale
+from analysis.measure.saliency import SSIM_SETTINGS, ssim_per_image, ssim_settings
+from analysis.plots.cams import plot_cam_overlays
+from compress.measure.gradcam import grad_cam, last_conv_layer, upsample_and_scale
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

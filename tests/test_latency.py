@@ -1,4 +1,4 @@
-"""Tests for compress.latency: the interleaved timing harness, paired log ratios, the record and the int8 path.
+"""Tests for compress.measure.latency: the interleaved timing harness, paired log ratios, the record and the int8 path.
 
 No test compares which model is faster: timings are noise here; only their
 shape, pairing, orders and the statistics on hand-made records are checked.
@@ -18,7 +18,7 @@ from scipy import stats
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.latency import (
+from compress.measure.latency import (
     Int8Unavailable,
     LatencyRecord,
     LogRatio,

@@ -1,10 +1,10 @@
-"""Tests for compress.layer_structure: per-layer mask sparsity and the MH-6 checks.
+"""Tests for compress.prune.structure: per-layer mask sparsity and the MH-6 checks.
 
 Models are registry ones with an FC head: LeNet-5 (conv2 → 5×5 pool → flatten
 → fc1 with 25 columns per channel, then fc2, fc3) and VGG-11 (global pool, one
 Linear: one column per channel). Masks come from the project's own pruning:
-global L1 unstructured (:func:`compress.pruning.l1_unstructured`) and L1
-channel pruning (:func:`compress.structured.channel_masks`). The coupled
+global L1 unstructured (:func:`compress.prune.unstructured.l1_unstructured`) and L1
+channel pruning (:func:`compress.prune.structured.channel_masks`). The coupled
 reduction is checked against Torch-Pruning's physical removal.
 """
 from __future__ import annotations
@@ -17,16 +17,16 @@ import torch
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.layer_structure import (
+from compress.prune.structure import (
     CoupledColumns,
     channel_pruning_spares_linear,
     layer_sparsity,
     pruning_structure,
     weight_pruning_thins_every_layer,
 )
-from compress.models import create_model
-from compress.pruning import l1_unstructured
-from compress.structured import channel_masks, physically_remove
+from compress.models.registry import create_model
+from compress.prune.structured import channel_masks, physically_remove
+from compress.prune.unstructured import l1_unstructured
 
 SHAPES = {"lenet5": (1, 8, 8), "vgg11": (3, 8, 8)}
 WIDTHS = {"lenet5": 1.0, "vgg11": 0.25}

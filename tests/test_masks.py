@@ -1,4 +1,4 @@
-"""Tests for compress.masks: masks held fixed through optimizer steps, validation, sparsity."""
+"""Tests for compress.prune.masks: masks held fixed through optimizer steps, validation, sparsity."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.masks import MaskHolder, apply_masks, sparsity, validate_masks
+from compress.prune.masks import MaskHolder, apply_masks, sparsity, validate_masks
 
 
 def _model(seed: int = 0) -> nn.Module:

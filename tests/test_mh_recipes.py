@@ -1,4 +1,4 @@
-"""Tests for the MH paper's artifacts in compress.recipes: SimKD students built by the store, fine-tuned weight
+"""Tests for the MH paper's artifacts in compress.build.recipes: SimKD students built by the store, fine-tuned weight
 pruning and conv-only channel pruning of them, on the embedded 8×8 digits with tiny ResNets."""
 from __future__ import annotations
 
@@ -10,30 +10,21 @@ from tinyproblems import blobs
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress import models
-from compress._store_files import read_artifact_header
-from compress.accounting import count_parameters
-from compress.callbacks import HoldMasks
-from compress.models import create_model
-from compress.numerics import cpu_build
-from compress.pruning import l1_unstructured, prunable_weights
-from compress.recipes import (
-    Workspace,
-    channel_prune_spec,
-    distill_spec,
-    eval_spec,
-    label,
-    make_builders,
-    model_from_payload,
-    prune_spec,
-    quantize_spec,
-    train_spec,
-)
-from compress.simkd import SimKDStudent, simkd_student
-from compress.spec import STORE_FORMAT_VERSION
-from compress.store import ArtifactStore
-from compress.structured import channel_granularity, physically_remove
-from compress.training import TrainConfig, accuracy, predict, train
+import compress.models.registry as models
+from compress.build.kinds import label, make_builders
+from compress.build.recipes import channel_prune_spec, distill_spec, eval_spec, prune_spec, quantize_spec, train_spec
+from compress.build.workspace import model_from_payload, Workspace
+from compress.measure.accounting import count_parameters
+from compress.models.registry import create_model
+from compress.prune.hold import HoldMasks
+from compress.prune.structured import channel_granularity, physically_remove
+from compress.prune.unstructured import l1_unstructured, prunable_weights
+from compress.runtime.numerics import cpu_build
+from compress.store.artifacts import ArtifactStore
+from compress.store.files import read_artifact_header
+from compress.store.spec import STORE_FORMAT_VERSION
+from compress.training.loop import TrainConfig, accuracy, predict, train
+from compress.training.simkd import SimKDStudent, simkd_student
 
 DATA_OPTIONS = {"test_fraction": 0.7}
 WIDTH = {"width": 0.125}
@@ -252,7 +243,7 @@ def _mlp(*, num_classes: int, in_shape: tuple[int, int, int]) -> nn.Module:
 
 
 def test_simkd_specs_refuse_models_split_model_does_not_know(monkeypatch):
-    monkeypatch.setitem(models._REGISTRY, "mlp", _mlp)
+    monkeypatch.setitem(models.MODELS, "mlp", _mlp)
     with pytest.raises(InvalidParameterError) as info:
         distill_spec(TEACHER, seed=1, train=ONE_EPOCH, distiller="simkd", student_arch="mlp")
     msg = str(info.value)
@@ -266,7 +257,7 @@ def test_simkd_specs_refuse_models_split_model_does_not_know(monkeypatch):
     with pytest.raises(InvalidParameterError) as info:
         distill_spec(SIMKD, seed=1, train=ONE_EPOCH, distiller="simkd")
     assert str(info.value) == ("The 'teacher' parameter of distill_spec must be a model split_model knows (not a SimKD "
-                               f"student). Got {label(SIMKD)!r} instead.")
+                               f"student). Got {SIMKD.describe()!r} instead.")
     # A SimKD student may still teach with logits.
     assert distill_spec(SIMKD, seed=1, train=ONE_EPOCH, student_arch="lenet5").parents == (SIMKD,)
 
@@ -284,7 +275,7 @@ def test_simkd_specs_refuse_models_split_model_does_not_know(monkeypatch):
     (lambda: channel_prune_spec(prune_spec(SIMKD, sparsity=0.5, finetune=ONE_EPOCH, seed=2), retained_fraction=0.5,
                                 finetune=ONE_EPOCH, seed=2),
      ("The 'parent' parameter of channel_prune_spec must be a model without unstructured weight masks (channel masks "
-      f"nest only in channel masks). Got 'prune 50% (global weights, fine-tuned seed 2) of {label(SIMKD)}' instead.")),
+      f"nest only in channel masks). Got {prune_spec(SIMKD, sparsity=0.5, finetune=ONE_EPOCH, seed=2).describe()!r} instead.")),
 ])
 def test_bad_pruning_input_is_named_before_any_work(make, message):
     with pytest.raises(InvalidParameterError) as info:

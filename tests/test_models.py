@@ -1,4 +1,4 @@
-"""Tests for the model registry (compress.models).
+"""Tests for the model registry (compress.models.registry).
 
 Every registered model is tested by being registered: the parametrized tests
 run over ``list_models()``.
@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress import models
-from compress.models import create_model, list_models, model_info, register_model
+import compress.models.registry as models
+from compress.models.registry import create_model, list_models, model_info, register_model
 
 NUM_CLASSES = 7
 ALL = list_models()
@@ -147,7 +147,7 @@ def test_in_shape_list_accepted_like_tuple():
 
 
 def test_register_model_adds_a_testable_entry(monkeypatch):
-    monkeypatch.setattr(models, "_REGISTRY", dict(models._REGISTRY))
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
 
     @register_model
     def toy(*, num_classes, in_shape, hidden: int = 3):

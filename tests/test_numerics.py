@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compress import numerics
+import compress.runtime.numerics as numerics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,10 +17,12 @@ BUILD = """
 import hashlib, json, sys
 import compress  # pins the dispatch before torch loads
 import torch
-from compress._store_files import read_artifact_header
-from compress.recipes import Workspace, eval_spec, make_builders, prune_spec, train_spec
-from compress.store import STORE_FORMAT_VERSION, ArtifactStore
-from compress.training import TrainConfig
+from compress.build.kinds import make_builders
+from compress.build.recipes import eval_spec, prune_spec, train_spec
+from compress.build.workspace import Workspace
+from compress.store.artifacts import STORE_FORMAT_VERSION, ArtifactStore
+from compress.store.files import read_artifact_header
+from compress.training.loop import TrainConfig
 store = ArtifactStore(sys.argv[1], make_builders(Workspace(device="cpu")))
 out = {}
 for arch, ov in (("lenet5", {}), ("resnet18", {"width": 0.125})):
@@ -67,7 +69,7 @@ PORTABLE_CONV = """
 import json
 import compress, torch
 from torch.profiler import profile
-from compress import numerics
+from compress.runtime import numerics
 conv, x = torch.nn.Conv2d(64, 64, 3, padding=1), torch.randn(32, 64, 8, 8)
 with numerics.cpu_build(), torch.no_grad(), profile() as prof:
     conv(x)
@@ -113,7 +115,7 @@ def test_a_cpu_build_is_single_threaded_without_onednn_or_nnpack_and_restores_th
 def test_resolve_device_names_what_it_cannot_use():
     import torch
 
-    from compress.runtime import resolve_device
+    from compress.runtime.devices import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="'tpu'"):

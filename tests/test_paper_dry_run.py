@@ -20,7 +20,7 @@ from claimruns import ROOT, output, run_claims
 
 import fixtures.claims  # noqa: F401  (registers every paper's profile section)
 from fixtures.dry_run import dry_run_document, dry_run_profile, to_toml
-from fixtures.profile import PROFILE_DIR, list_profiles, load_profile
+from fixtures.profile import list_profiles, load_profile, PROFILE_DIR
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,7 +1,7 @@
 """The models of Malihi & Heidemann's ten teacher→student pairs (CLAIMS.md "MH", Table 1) at CIFAR-100 size.
 
 Every model of the pairs builds for 100 classes and 3×32×32 inputs and takes
-an SGD step; every pair makes a SimKD student (:func:`compress.simkd.simkd_student`).
+an SGD step; every pair makes a SimKD student (:func:`compress.training.simkd.simkd_student`).
 Split exactness of each model is :mod:`tests.test_split`'s (it runs over the
 registry). "MobileNet" is MobileNet-V1: the paper's 0.42×10^7 parameters are
 V1's 4.2 M. Models are built once per module (the largest, ResNet-152, takes
@@ -16,9 +16,9 @@ import torch
 import torchvision
 from torch import nn
 
-from compress.accounting import count_parameters
-from compress.models import create_model
-from compress.simkd import simkd_student
+from compress.measure.accounting import count_parameters
+from compress.models.registry import create_model
+from compress.training.simkd import simkd_student
 
 IN_SHAPE = (3, 32, 32)
 NUM_CLASSES = 100

@@ -1,7 +1,7 @@
 """The power plan of ``--plan``: predicted power from the baseline's curve, units needed, their cost."""
 from __future__ import annotations
 
-from compress.spec import Spec
+from compress.store.spec import Spec
 from fixtures.plan import power_plan_lines, power_rows
 
 

@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from analysis import plots
+import analysis.plots as plots
+import analysis.plots.charts as charts
 from analysis._validation import InvalidParameterError
+from analysis.plots.style import series_colours
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PARAMETERS = [11.2e6, 5.6e6, 2.2e6, 1.1e6, 2.2e5]
@@ -95,7 +97,7 @@ def test_pruning_panels_wrap_into_rows_of_three(tmp_path):
 
 
 def test_series_keep_one_colour_in_every_panel():
-    colours = plots._series_colours(["weight", "channel", "weight", "teacher (weight)", "channel"])
+    colours = series_colours(["weight", "channel", "weight", "teacher (weight)", "channel"])
     assert colours == {"weight": "C0", "channel": "C1", "teacher (weight)": "C2"}
 
 
@@ -108,7 +110,7 @@ def test_layer_figure_grows_with_layers_up_to_a_cap(tmp_path):
 
     few, some, many, more = height(4), height(30), height(75), height(120)  # one series: capped from 71 on
     assert few < some < many
-    assert many == more == int(plots._MAX_LAYER_FIGURE_HEIGHT * plots.DPI)
+    assert many == more == int(charts._MAX_LAYER_FIGURE_HEIGHT * plots.DPI)
 
 
 def _bad_curves(path):

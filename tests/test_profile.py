@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-import fixtures.gc  # noqa: F401  (registers the [gc] section)
-import fixtures.mh  # noqa: F401  (registers the [mh] section)
-import fixtures.mw  # noqa: F401  (registers the [mw] section)
-from fixtures.profile import PROFILE_DIR, Profile, ProfileError, list_profiles, load_profile, train_config
+from fixtures.profile import list_profiles, load_profile, PROFILE_DIR
+from fixtures.schema import Profile, ProfileError, train_config
 
 GOOD = """\
 name = "tiny"

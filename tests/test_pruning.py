@@ -1,4 +1,4 @@
-"""Tests for compress.pruning: exact sparsity, smallest magnitudes first, plain state_dicts."""
+"""Tests for compress.prune.unstructured: exact sparsity, smallest magnitudes first, plain state_dicts."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.models import create_model
-from compress.pruning import SCOPES, TARGETS, l1_unstructured, prunable_weights
+from compress.models.registry import create_model
+from compress.prune.unstructured import SCOPES, TARGETS, l1_unstructured, prunable_weights
 
 FAST = settings(max_examples=25, deadline=None)
 

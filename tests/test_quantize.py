@@ -1,4 +1,4 @@
-"""Tests for compress.quantize: grid error bounds, float round-trips, calibration and hooks."""
+"""Tests for compress.quant.schemes: grid error bounds, float round-trips, calibration and hooks."""
 from __future__ import annotations
 
 import copy
@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.accounting import model_bytes
-from compress.quantize import (
+from compress.measure.accounting import model_bytes
+from compress.quant.schemes import (
     BITS,
     QUANT_SCOPES,
     SCHEMES,

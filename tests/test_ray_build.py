@@ -14,11 +14,13 @@ import pytest
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install -e ".[ray]")')
 
-from compress.designs import ModelSetup, mw_units  # noqa: E402
-from compress.ray_build import build_with_ray, check_store_filesystem  # noqa: E402
-from compress.recipes import Workspace, eval_spec, make_builders  # noqa: E402
-from compress.store import ArtifactStore  # noqa: E402
-from compress.training import TrainConfig  # noqa: E402
+from compress.build.designs import ModelSetup, mw_units  # noqa: E402
+from compress.build.kinds import make_builders  # noqa: E402
+from compress.build.ray_build import build_with_ray, check_store_filesystem  # noqa: E402
+from compress.build.recipes import eval_spec  # noqa: E402
+from compress.build.workspace import Workspace  # noqa: E402
+from compress.store.artifacts import ArtifactStore  # noqa: E402
+from compress.training.loop import TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SETUP = ModelSetup("lenet5", "fake", data_options={"shape": [1, 8, 8], "n_train": 64, "n_test": 32})
@@ -43,8 +45,8 @@ def cluster():
 
 def _payloads(root: Path) -> dict[str, str]:
     """Artifact key -> SHA-256 of its payload (the file minus its header, which holds the creation time)."""
-    from compress._store_files import read_artifact_header
-    from compress.store import STORE_FORMAT_VERSION
+    from compress.store.files import read_artifact_header
+    from compress.store.artifacts import STORE_FORMAT_VERSION
 
     out = {}
     for path in (root / "objects").rglob("*.pt"):

@@ -1,4 +1,4 @@
-"""The Ray driver's order of starting tasks (compress.ray_build._Schedule); no Ray needed.
+"""The Ray driver's order of starting tasks (compress.build.ray_build._Schedule); no Ray needed.
 
 Ray starts queued tasks in arrival order, so the driver keeps one task per slot
 in flight and picks, among the specs whose parents are built, the one heading
@@ -6,8 +6,8 @@ the longest chain of estimated work.
 """
 from __future__ import annotations
 
-from compress.ray_build import _Schedule
-from compress.spec import Spec
+from compress.build.ray_build import _Schedule
+from compress.store.spec import Spec
 
 
 def _chain(name: str, n: int, root: Spec) -> list[Spec]:

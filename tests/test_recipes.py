@@ -1,4 +1,4 @@
-"""Tests for compress.recipes: specs built through a real ArtifactStore on the tiny 'fake' dataset."""
+"""Tests for compress.build.recipes: specs built through a real ArtifactStore on the tiny 'fake' dataset."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,33 +6,22 @@ import dataclasses
 import pytest
 import torch
 
-from compress import recipes
+import compress.build.kinds as kinds
 from analysis._validation import InvalidParameterError
-from compress.accounting import count_nonzero, count_parameters, model_bytes
-from compress.data import load_dataset
-from compress.distill import KDConfig, hinton_kd_loss
-from compress.models import create_model
-from compress.numerics import cpu_build
-from compress.quantize import quantize, storage_bits
-from compress.recipes import (
-    KINDS,
-    Workspace,
-    channel_prune_spec,
-    distill_spec,
-    eval_spec,
-    label,
-    make_builders,
-    model_from_payload,
-    prune_spec,
-    quantize_spec,
-    register_kind,
-    rewind_distill_spec,
-    train_spec,
-)
-from compress.sh_recipes import finetune_spec, layer_prune_spec
-from compress.store import ArtifactStore, Spec
-from compress.structured import effective_parameter_count, physically_remove
-from compress.training import TrainConfig, accuracy, predict
+from compress.build.kinds import KINDS, label, make_builders, register_kind
+from compress.build.recipes import (channel_prune_spec, distill_spec, eval_spec, prune_spec, quantize_spec,
+                                    rewind_distill_spec, train_spec)
+from compress.build.sh_recipes import finetune_spec, layer_prune_spec
+from compress.build.workspace import model_from_payload, Workspace
+from compress.data.datasets import load_dataset
+from compress.measure.accounting import count_nonzero, count_parameters, model_bytes
+from compress.models.registry import create_model
+from compress.prune.structured import effective_parameter_count, physically_remove
+from compress.quant.schemes import quantize, storage_bits
+from compress.runtime.numerics import cpu_build
+from compress.store.artifacts import ArtifactStore, Spec
+from compress.training.distill import KDConfig, hinton_kd_loss
+from compress.training.loop import TrainConfig, accuracy, predict
 
 DATA_OPTIONS = {"shape": (1, 8, 8), "n_train": 128, "n_test": 64}
 ONE_EPOCH = TrainConfig(epochs=1, batch_size=32, lr=0.05)
@@ -218,9 +207,11 @@ def test_second_get_loads_without_building(store_root, store):
 
 def test_cpu_builds_do_not_depend_on_the_thread_count(tmp_path):
     """An artifact's content must not depend on how many xdist workers (threads each) built it."""
-    from compress.recipes import Workspace, make_builders, train_spec
-    from compress.store import ArtifactStore
-    from compress.training import TrainConfig
+    from compress.build.kinds import make_builders
+    from compress.build.recipes import train_spec
+    from compress.build.workspace import Workspace
+    from compress.store.artifacts import ArtifactStore
+    from compress.training.loop import TrainConfig
 
     spec = train_spec("resnet18", "fake", init_seed=0, seed=0, train=TrainConfig(epochs=1, lr=0.02),
                       overrides={"width": 0.125}, data_options={"shape": (1, 8, 8), "n_train": 128, "n_test": 32})
@@ -316,8 +307,8 @@ def test_model_specs_cover_every_model_kind():
 
 def test_the_layer_cka_kind_equals_cka_of_the_models_features(store, data):
     """A paper-specific kind registered from the library: built through the store like any other."""
-    from compress.cka import cka_matrix, extract_features
-    from compress.layer_cka import layer_cka_spec
+    from compress.measure.cka import cka_matrix, extract_features
+    from compress.build.layer_cka import layer_cka_spec
 
     models = [MODEL_SPECS["train"], MODEL_SPECS["distill"], MODEL_SPECS["prune"], MODEL_SPECS["prune all_arrays"]]
     spec = layer_cka_spec(*models, n_inputs=32, data_seed=3, debiased=False)
@@ -398,7 +389,7 @@ def test_every_kind_has_a_label():
 
 
 def test_a_kind_registered_from_elsewhere_builds_through_the_store(tmp_path, monkeypatch):
-    monkeypatch.setattr(recipes, "KINDS", dict(recipes.KINDS))
+    monkeypatch.setattr(kinds, "KINDS", dict(kinds.KINDS))
 
     def scaled_spec(parent: Spec, *, factor: float) -> Spec:
         return Spec.make("scaled_logits", parents=(parent,), factor=factor)
@@ -409,8 +400,8 @@ def test_a_kind_registered_from_elsewhere_builds_through_the_store(tmp_path, mon
         return {"logits": logits * spec.param("factor"), "threads": torch.get_num_threads()}
 
     kind = register_kind("scaled_logits", spec=scaled_spec, build=build,
-                         label=lambda s: f"scaled ×{s.param('factor')} of {label(s.parents[0])}")
-    assert recipes.KINDS["scaled_logits"] is kind and "scaled_logits" not in KINDS
+                         label=lambda s, describe: f"scaled ×{s.param('factor')} of {describe(s.parents[0])}")
+    assert kinds.KINDS["scaled_logits"] is kind and "scaled_logits" not in KINDS
     store = ArtifactStore(tmp_path, make_builders(Workspace(device="cpu")))
     spec = kind.spec(_train(), factor=2.0)
     out = store.get(spec)

@@ -20,9 +20,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import evidence_factory as factory
-from analysis import plots
+import analysis.plots as plots
 from analysis._validation import InvalidParameterError
-from analysis.landscape import default_perplexity, functional_landscape
+from analysis.measure.landscape import default_perplexity, functional_landscape
 from analysis.report import (
     SCHEMA_VERSION,
     VERDICTS,

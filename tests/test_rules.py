@@ -11,8 +11,9 @@ from scipy import stats
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 from analysis._validation import InvalidParameterError
-from analysis.rules import AllOf, AnyOf, Directional, Equivalence, GroupDifference, GroupsDiffer, NonInferiority, Trend
-from analysis.units import UnitTable, column_key
+from analysis.stats.rules import (AllOf, AnyOf, Directional, Equivalence, GroupDifference, GroupsDiffer,
+                                  NonInferiority, Trend)
+from analysis.stats.units import UnitTable, column_key
 
 ALPHA = 0.05
 samples = st.lists(st.floats(-5, 5, allow_nan=False, width=32), min_size=3, max_size=12).filter(

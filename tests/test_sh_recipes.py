@@ -8,16 +8,18 @@ import torch
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.accounting import count_parameters
-from compress.data import load_dataset
-from compress.layer_pruning import (allocate, layer_mask, layer_masks, prunable_layers, remove_zeroed_units,
+from compress.data.datasets import load_dataset
+from compress.measure.accounting import count_parameters
+from compress.prune.per_layer import (allocate, layer_mask, layer_masks, prunable_layers, remove_zeroed_units,
                                     sensitivity, weight_sparsity)
-from compress.models import create_model
-from compress.recipes import Workspace, distill_spec, make_builders, model_from_payload, quantize_spec, train_spec
-from compress.sh_recipes import (eval_jitter_spec, finetune_spec, gradcam_spec, layer_prune_spec, mean_drops,
+from compress.build.kinds import make_builders
+from compress.build.recipes import distill_spec, quantize_spec, train_spec
+from compress.build.workspace import model_from_payload, Workspace
+from compress.models.registry import create_model
+from compress.build.sh_recipes import (eval_jitter_spec, finetune_spec, gradcam_spec, layer_prune_spec, mean_drops,
                                  sensitivity_spec)
-from compress.store import ArtifactStore
-from compress.training import TrainConfig, accuracy, predict
+from compress.store.artifacts import ArtifactStore
+from compress.training.loop import TrainConfig, accuracy, predict
 
 SMALL = {"width": 0.0625, "fc_width": 32, "batch_norm": True, "min_map": 4}
 ONE = TrainConfig(epochs=1, batch_size=128, lr=0.05)
@@ -65,9 +67,9 @@ def test_sensitivity_restores_every_weight_and_has_no_structured_output_layer():
 def test_sensitivity_runs_the_unpruned_prefix_once_and_gives_the_whole_models_logits(arch, over, shape, method,
                                                                                       monkeypatch):
     """Staged evaluation (prefix once per layer and batch) gives the logits of pruning and running the whole model."""
-    import compress.layer_pruning as lp
-    from compress.layer_pruning import _run, _stages
-    from compress.masks import apply_masks
+    import compress.prune.per_layer as lp
+    from compress.prune.per_layer import _run, _stages
+    from compress.prune.masks import apply_masks
 
     seen = []
     monkeypatch.setattr(lp, "accuracy", lambda logits, y: seen.append(logits) or accuracy(logits, y))
@@ -256,7 +258,8 @@ def test_the_sh_section_loads(tmp_path):
 ])
 def test_bad_sh_settings_stop_at_profile_load(tmp_path, extra, match):
     import fixtures.claims  # noqa: F401
-    from fixtures.profile import ProfileError, load_profile
+    from fixtures.profile import load_profile
+    from fixtures.schema import ProfileError
 
     with pytest.raises(ProfileError, match=match):
         load_profile(_write(tmp_path, extra))

@@ -1,4 +1,4 @@
-"""Tests for analysis.similarity: functional distances between softmax outputs."""
+"""Tests for analysis.measure.similarity: functional distances between softmax outputs."""
 from __future__ import annotations
 
 import math
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.spatial.distance import jensenshannon
 
 from analysis._validation import InvalidParameterError
-from analysis.similarity import (
+from analysis.measure.similarity import (
     DISTANCES,
     disagreement,
     functional_distance,

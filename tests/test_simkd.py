@@ -1,4 +1,4 @@
-"""Tests for SimKD: the student composite and projector (compress.simkd) and the distiller (compress.distill.SimKD)."""
+"""Tests for SimKD: the student composite and projector (compress.training.simkd) and the distiller (compress.training.distill.SimKD)."""
 from __future__ import annotations
 
 import copy
@@ -9,13 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.accounting import count_parameters
-from compress.callbacks import Distill
-from compress.distill import DISTILLERS, SimKD, make_distiller
-from compress.models import create_model
-from compress.simkd import SimKDProjector, SimKDStudent, build_simkd_student, feature_shape, simkd_student
-from compress.split import split_model
-from compress.training import TrainConfig, train
+from compress.measure.accounting import count_parameters
+from compress.models.registry import create_model
+from compress.models.split import split_model
+from compress.training.callbacks import Distill
+from compress.training.distill import DISTILLERS, SimKD, make_distiller
+from compress.training.loop import TrainConfig, train
+from compress.training.simkd import SimKDProjector, SimKDStudent, build_simkd_student, feature_shape, simkd_student
 from tinyproblems import blobs
 
 SHAPES = {"cifar": (3, 32, 32), "digits": (1, 8, 8)}

@@ -1,4 +1,4 @@
-"""Tests for compress.split: every registry model as head(encoder(x)), sharing the model's modules."""
+"""Tests for compress.models.split: every registry model as head(encoder(x)), sharing the model's modules."""
 from __future__ import annotations
 
 import pytest
@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.models import create_model, list_models
-from compress.split import split_model
+from compress.models.registry import create_model, list_models
+from compress.models.split import split_model
 
 SHAPES = {"cifar": (3, 32, 32), "digits": (1, 8, 8)}
 

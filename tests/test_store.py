@@ -1,4 +1,4 @@
-"""Tests for compress.store: spec keys, build-once semantics, corruption, multi-process safety,
+"""Tests for compress.store.artifacts: spec keys, build-once semantics, corruption, multi-process safety,
 bad store directories, full disks, lock waits, environments, log recovery and orphan cleanup."""
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import compress
-from compress import _store_files as files
-from compress import store as store_module
-from compress import numerics
+import compress.store.files as files
+import compress.store.artifacts as store_module
+import compress.runtime.numerics as numerics
 from analysis._validation import InvalidParameterError
-from compress.store import (
+from compress.store.artifacts import (
     STORE_FORMAT_VERSION,
     ArtifactStore,
     ArtifactWarning,

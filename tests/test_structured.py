@@ -1,4 +1,4 @@
-"""Tests for compress.structured: channel masks, their accounting, physical removal, schedules.
+"""Tests for compress.prune.structured: channel masks, their accounting, physical removal, schedules.
 
 The coupling checks use hand-written lists of which ResNet-18 slices share a
 channel (independent of Torch-Pruning's tracing), and the parameter counts of
@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.masks import MaskHolder, apply_masks
-from compress.models import create_model
-from compress.structured import (
+from compress.models.registry import create_model
+from compress.prune.masks import MaskHolder, apply_masks
+from compress.prune.structured import (
     channel_granularity,
     channel_masks,
     effective_parameter_count,

@@ -1,4 +1,4 @@
-"""Tests for compress.training: the recipe config, the training engine and its helpers."""
+"""Tests for compress.training.loop: the recipe config, the training engine and its helpers."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from analysis._validation import InvalidParameterError
-from compress.training import (
+from compress.training.loop import (
     AUGMENTS,
     OPTIMIZERS,
     SCHEDULES,
@@ -323,7 +323,7 @@ def test_callbacks_must_be_callbacks():
     x, y = blobs(8)
     with pytest.raises(InvalidParameterError) as info:
         train(net(0), x, y, QUICK, seed=0, callbacks=[lambda batch, loss: loss])
-    assert str(info.value).startswith("The 'callbacks' parameter of train must be a sequence of compress.training.Callback")
+    assert str(info.value).startswith("The 'callbacks' parameter of train must be a sequence of compress.training.loop.Callback")
 
 
 def test_default_callback_changes_nothing():

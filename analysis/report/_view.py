@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
-from analysis.evidence import VERDICTS
+from analysis.stats.evidence import VERDICTS
 
 from .document import PAPERS, by_claim, finite, instance_label, paper_of
 

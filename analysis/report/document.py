@@ -29,7 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from analysis._validation import check_choice, invalid
-from analysis.evidence import DESIGN_STATUSES, FORMS, UNDERPOWERED_BELOW, VERDICTS, Evidence, instance_id, jsonable
+from analysis.stats.evidence import (DESIGN_STATUSES, FORMS, UNDERPOWERED_BELOW, VERDICTS, Evidence, instance_id,
+                                     jsonable)
 
 __all__ = [
     "PAPERS",
@@ -253,7 +254,7 @@ def instance_label(record: Mapping) -> str:
 
 
 def forest_rows(records: Sequence[Mapping]) -> list[dict]:
-    """The rows :func:`analysis.plots.plot_forest` draws for one claim: its instances with an effect and CI."""
+    """The rows :func:`analysis.plots.charts.plot_forest` draws for one claim: its instances with an effect and CI."""
     keys = ("effect", "ci", "verdict", "asserted", "scale", "reference", "margin", "effect_name")
     return [{"label": instance_label(r), **{k: r[k] for k in keys}} for r in records if has_interval(r)]
 

@@ -17,7 +17,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from analysis.evidence import VERDICTS
+from analysis.stats.evidence import VERDICTS
 
 from . import _view as v
 from .document import instance_label

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from analysis.evidence import VERDICTS
+from analysis.stats.evidence import VERDICTS
 
 from . import _view as v
 from .document import instance_label

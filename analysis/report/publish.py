@@ -26,7 +26,7 @@ from pathlib import Path
 
 from analysis._files import write_text
 from analysis._validation import invalid
-from analysis.evidence import jsonable
+from analysis.stats.evidence import jsonable
 
 from .document import ReportError, by_claim, check_document, forest_rows
 from .html import render_html

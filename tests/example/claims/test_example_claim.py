@@ -11,9 +11,9 @@ It is an extension (``MW-x…``), not a claim of the paper: reported as such.
 """
 from __future__ import annotations
 
-from analysis.family import Measurement
-from analysis.rules import NonInferiority
-from analysis.units import UnitTable
+from analysis.stats.family import Measurement
+from analysis.stats.rules import NonInferiority
+from analysis.stats.units import UnitTable
 from fixtures.claims import claim
 
 

@@ -14,3 +14,18 @@ settings.register_profile("default", derandomize=True, deadline=None, suppress_h
                           print_blob=True)
 settings.register_profile("thorough", max_examples=1000, deadline=None, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_configure(config):
+    # Each xdist worker gets an equal share of the cores (torch would start one intra-op thread per core in
+    # every worker, oversubscribing a 2-core machine); plain `pytest` keeps torch's default.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        from compress.runtime.devices import cap_threads
+
+        cap_threads()
+
+
+def pytest_collection_modifyitems(config, items):
+    # Longest first: the `slow` tests (end-to-end runs, the paper dry run) start at once on every worker
+    # instead of one of them starting last and ending the run alone. Stable: collection order otherwise.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -522,7 +522,6 @@ class CIDesign:
 
 @functools.lru_cache(maxsize=1)
 def ci_design() -> CIDesign:
-    import fixtures.claims  # noqa: F401  (registers every paper's profile section)
     from fixtures.profile import load_profile
 
     p = load_profile("ci")

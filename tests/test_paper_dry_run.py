@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from claimruns import ROOT, output, run_claims
 
-import fixtures.claims  # noqa: F401  (registers every paper's profile section)
 from fixtures.dry_run import dry_run_document, dry_run_profile, to_toml
 from fixtures.profile import list_profiles, load_profile, PROFILE_DIR
 

@@ -128,6 +128,33 @@ def _resnet_coupled_sets() -> list[list[tuple[str, int]]]:
     return sets
 
 
+# --------------------------------------------------------------------------- the traced-template cache
+
+
+@pytest.mark.parametrize("make, inputs", [(make_resnet, resnet_inputs), (make_plain, plain_inputs)])
+def test_a_cached_trace_gives_the_masks_and_importances_of_a_fresh_one(make, inputs):
+    """The cache keeps an architecture's groups, never its weights: the masks are those of a fresh trace."""
+    from compress.prune import structured
+
+    for seed in (3, 4):  # the second model finds the first one's template and must not see its weights
+        model = make(seed)
+        with torch.no_grad():  # weights unlike the first model's: stale importances would change the masks
+            for prm in model.parameters():
+                prm.mul_(torch.rand(prm.shape, generator=torch.Generator().manual_seed(seed)) + 0.1)
+        cached = structured._structure(model, inputs(), p=2)
+        fresh = structured._structure(model, inputs(), p=2, cached=False)
+        assert [g.root for g in cached.groups] == [g.root for g in fresh.groups]
+        for a, b in zip(cached.groups, fresh.groups):
+            assert torch.equal(a.importance, b.importance), a.root
+        assert cached.shapes == fresh.shapes and cached.dense_count == fresh.dense_count
+        for level in (0.7, 0.3):
+            got = channel_masks(model, level, norm="l2", example_inputs=inputs())
+            structured._TEMPLATES.clear()
+            again = channel_masks(model, level, norm="l2", example_inputs=inputs())
+            assert got.keys() == again.keys() and all(torch.equal(got[k], again[k]) for k in got)
+    assert all(t is not model for t, _, _ in structured._TEMPLATES.values())  # the caller's model is never traced
+
+
 # --------------------------------------------------------------------------- structure of the masks
 
 
@@ -416,7 +443,7 @@ def test_iterative_schedule_refuses_a_finetune_that_lets_masks_leak():
                 p.add_(1.0)
 
     gen = iterative_channel_prune(make_plain(), (0.5,), finetune=leaky, example_inputs=plain_inputs())
-    with pytest.raises(RuntimeError, match="MaskHolder"):
+    with pytest.raises(RuntimeError, match="HoldMasks"):
         next(gen)
 
 

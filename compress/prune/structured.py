@@ -25,6 +25,7 @@ functions all work on the private ``_Structure``; a split would make it public.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -222,25 +223,80 @@ def _slices_of(dep, idxs, root_idxs, name: str, module: nn.Module, owner: str) -
     return res
 
 
-def _structure(
-    model: nn.Module, example_inputs, *, p: int = 1, ignore: Sequence[str] = (), owner: str = "channel_masks"
-) -> _Structure:
-    """Trace ``model`` with Torch-Pruning and collect its channel groups (classifier outputs excluded)."""
-    names = {m: n for n, m in model.named_modules()}
+def _trace(model: nn.Module, example_inputs, ignored: Sequence[str]) -> tuple[tp.DependencyGraph, list]:
+    """Torch-Pruning's dependency graph of ``model`` and its channel groups (``ignored`` layers left out)."""
     modules = dict(model.named_modules())
-    ignored = list(ignore)
-    classifier = _classifier_name(model, example_inputs)
-    if classifier is not None and classifier not in ignored:
-        ignored.append(classifier)
     was_training = model.training
     try:
         # eval: tracing runs a forward pass, which would otherwise update BN running stats
         model.eval()
         with torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs, verbose=False)
-        raw_groups = list(graph.get_all_groups(ignored_layers=[modules[n] for n in ignored]))
+        return graph, list(graph.get_all_groups(ignored_layers=[modules[n] for n in ignored]))
     finally:
         model.train(was_training)
+
+
+# Torch-Pruning's ``get_all_groups`` takes ~10 s on a DenseNet-201 (every concat couples its inputs), and an
+# iterative schedule traces the same architecture once per level and per seed. The groups depend on the
+# architecture only, the importances on the weights: so one traced private copy per architecture is kept, and
+# the live weights are loaded into it before its importances are read (the same numbers as a fresh trace;
+# tests/test_structured.py compares the two). ``physically_remove`` prunes the graph it traces, so it never
+# uses the cache. Least recently used architectures go first.
+_TEMPLATES: collections.OrderedDict[tuple, tuple[nn.Module, tp.DependencyGraph, list]] = collections.OrderedDict()
+_TEMPLATES_KEPT = 4
+
+
+def _architecture_key(model: nn.Module, example_inputs, ignored: Sequence[str]) -> tuple | None:
+    if not isinstance(example_inputs, torch.Tensor):
+        return None  # tuples and dicts of inputs: traced afresh every time
+    state = tuple((n, tuple(t.shape), t.dtype, t.device.type) for n, t in model.state_dict().items())
+    cls = type(model)
+    return (cls.__module__, cls.__qualname__, repr(model), state, tuple(example_inputs.shape),
+            example_inputs.dtype, tuple(ignored))
+
+
+def _traced_template(
+    model: nn.Module, example_inputs, ignored: Sequence[str]
+) -> tuple[nn.Module, tp.DependencyGraph, list]:
+    key = _architecture_key(model, example_inputs, ignored)
+    if key is None:
+        return (model, *_trace(model, example_inputs, ignored))
+    if key not in _TEMPLATES:
+        template = copy.deepcopy(model)
+        _TEMPLATES[key] = (template, *_trace(template, example_inputs, ignored))
+        while len(_TEMPLATES) > _TEMPLATES_KEPT:
+            _TEMPLATES.popitem(last=False)
+    _TEMPLATES.move_to_end(key)
+    template, graph, raw_groups = _TEMPLATES[key]
+    with torch.no_grad():
+        template.load_state_dict(model.state_dict())
+    return template, graph, raw_groups
+
+
+def _structure(
+    model: nn.Module,
+    example_inputs,
+    *,
+    p: int = 1,
+    ignore: Sequence[str] = (),
+    owner: str = "channel_masks",
+    cached: bool = True,
+) -> _Structure:
+    """Trace ``model`` with Torch-Pruning and collect its channel groups (classifier outputs excluded).
+
+    ``cached``: read the groups off this architecture's traced template (see ``_TEMPLATES``); the
+    structure's modules and graph are then the template's, not ``model``'s.
+    """
+    ignored = list(ignore)
+    classifier = _classifier_name(model, example_inputs)
+    if classifier is not None and classifier not in ignored:
+        ignored.append(classifier)
+    if cached:
+        model, graph, raw_groups = _traced_template(model, example_inputs, ignored)
+    else:
+        graph, raw_groups = _trace(model, example_inputs, ignored)
+    names = {m: n for n, m in model.named_modules()}
     importance_cls = getattr(tp.importance, "GroupMagnitudeImportance", None) or tp.importance.MagnitudeImportance
     importance = importance_cls(p=p, group_reduction="mean", normalizer=None)
     params = dict(model.named_parameters())
@@ -521,7 +577,7 @@ def physically_remove(model: nn.Module, masks: MaskSet, example_inputs) -> nn.Mo
     validate_masks(model, masks)
     pruned = copy.deepcopy(model)
     apply_masks(pruned, masks)
-    structure = _structure(pruned, example_inputs, owner=owner)
+    structure = _structure(pruned, example_inputs, owner=owner, cached=False)
     keeps = _allowed(structure, masks)
     for g, k in zip(structure.groups, keeps):
         if not k.any():
@@ -613,7 +669,7 @@ def _iterate(model, levels, finetune, norm, scope, example_inputs, ignored):
         if leaked:
             raise RuntimeError(
                 f"finetune moved {leaked} masked weights off zero at retained fraction {level}; "
-                "hold the masks with compress.prune.masks.MaskHolder."
+                "hold the masks with compress.prune.hold.HoldMasks."
             )
         yield (
             level,

@@ -5,6 +5,9 @@ reproducible and a loaded 2-core machine does not flake. ``thorough``: many
 more examples, random; opt in with ``HYPOTHESIS_PROFILE=thorough pytest``.
 Tests that set ``max_examples`` themselves keep their own (small) budget under
 ``default``; ``thorough`` multiplies nothing, it overrides the default only.
+
+Scheduling under xdist: the ``slow`` tests first, work stealing between workers, a thread share per worker
+(the hooks below).
 """
 import os
 
@@ -23,6 +26,12 @@ def pytest_configure(config):
         from compress.runtime.devices import cap_threads
 
         cap_threads()
+    # Work stealing for the project's own tests (`-n` alone means xdist's 'load'). Under 'load' the slow tests,
+    # scheduled first, all fell in the first worker's initial batch and the other worker, its batch done, sat
+    # idle for the last ten minutes of the run (measured); with 'worksteal' an idle worker takes pending tests
+    # from a busy one's queue. The claims run (`pytest claims`) is not affected: this conftest is the tests'.
+    elif getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "worksteal"
 
 
 def pytest_collection_modifyitems(config, items):

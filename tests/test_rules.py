@@ -131,8 +131,8 @@ def _fixed(name, p_support, p_refute):
     """A leaf whose p-values are given: a Directional on a column built to give them is overkill here."""
 
     class Fixed(Directional):
-        def pvalues(self, d):
-            return np.float64(p_support), np.float64(p_refute)
+        def components(self, d):
+            return {"support": np.float64(p_support), "refute": np.float64(p_refute)}
 
     return Fixed(name, "x", alternative="greater", delta=1)
 

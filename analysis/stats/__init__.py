@@ -1,5 +1,6 @@
 """Statistics: unit tables (units), decision rules (rules), power (power), claim families (family),
-evidence records (evidence).
+evidence records (evidence), two looks (sequential: boundaries and repeated p-values; two_stage: a family over
+two looks).
 
 Public names load lazily (``from analysis.stats import X`` imports only the module of X)."""
 from __future__ import annotations
@@ -23,21 +24,26 @@ _EXPORTS = {
     "NonInferiority": "rules",
     "Outcome": "rules",
     "PowerModel": "power",
+    "Look": "two_stage",
     "Rule": "rules",
+    "SPENDING": "sequential",
     "SharedModelError": "units",
     "TARGET_POWER": "power",
     "Trend": "rules",
+    "TwoStage": "sequential",
     "UNIT_GRID": "power",
     "UnitTable": "units",
     "VERDICTS": "evidence",
     "column_key": "units",
     "decide_family": "family",
     "design_status": "family",
+    "first_look": "two_stage",
     "group_sizes": "power",
     "holm": "family",
     "instance_id": "evidence",
     "jsonable": "evidence",
     "power_at_units": "power",
+    "second_look": "two_stage",
     "verdict_from": "family",
 }
 

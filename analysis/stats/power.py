@@ -149,7 +149,7 @@ class PowerModel:
                     out[key] = float(np.sqrt(max(cov[j, j], 0.0)))
         return out
 
-    def _simulated(self, draws: list[np.ndarray], factor: float) -> tuple[np.ndarray, np.ndarray]:
+    def _simulated(self, draws: list[np.ndarray], factor: float, *, components: bool = False):
         means = self.rule.means_under_effect(self._data, factor)
         data = {}
         for grp, z in zip(self._groups, draws):
@@ -161,7 +161,8 @@ class PowerModel:
             sims = mu + z @ grp.root.T
             for j, c in enumerate(grp.columns):
                 data[column_key(c, grp.group)] = sims[..., j]
-        return self.rule.scaled(factor).pvalues(data)
+        rule = self.rule.scaled(factor)
+        return rule.components(data) if components else rule.pvalues(data)
 
     def pvalues(self, factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Simulated ``(p_support, p_refute)`` of the design as run, with the effects of interest × ``factor``."""
@@ -183,8 +184,17 @@ class PowerModel:
         return self._power_cache[key]
 
     def _power_with(self, level: float, factor: float, units: int) -> float:
-        if units < 2:
-            raise invalid("units", "PowerModel.power", "a number of units >= 2", units)
+        p_support, _ = self.rule.scaled(factor).assemble(self.simulated_components(units, factor))
+        return float(np.mean(np.asarray(p_support) < level))
+
+    def simulated_components(self, units: int, factor: float = 1.0) -> dict[str, np.ndarray]:
+        """The rule's components (:meth:`~analysis.stats.rules.Rule.components`), ``simulations`` of each, for a
+        design with ``units`` in total and the effects of interest × ``factor`` true: every group scaled in
+        proportion, the measured covariance kept. The second stage of a two-stage design is one
+        (:meth:`analysis.stats.sequential.TwoStage.conditional_power`)."""
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 2:
+            raise invalid("units", "PowerModel.simulated_components", "a number of units >= 2", units)
+        units = int(units)
         sizes = group_sizes(self.sizes(), units)
         # Fresh draws per unit count (seeded by it): deterministic, independent of the order of calls. Groups
         # the rule does not read keep their size (their values are never looked at).
@@ -192,13 +202,13 @@ class PowerModel:
         rng = np.random.default_rng([self._seed, units])
         width = max(max(len(grp.columns) for grp in self._groups), max(sizes.values()))
         chunk = max(1, min(self.simulations, _CHUNK_VALUES // max(1, sum(sizes.values()) * width)))
-        supported = 0
+        out: dict[str, list] = {}
         for start in range(0, self.simulations, chunk):
             m = min(chunk, self.simulations - start)
             draws = [rng.standard_normal((m, sizes[grp.group], len(grp.columns))) for grp in self._groups]
-            p_support, _ = self._simulated(draws, factor)
-            supported += int(np.sum(np.broadcast_to(p_support, (m,)) < level))
-        return supported / self.simulations
+            for k, v in self._simulated(draws, factor, components=True).items():
+                out.setdefault(k, []).append(np.broadcast_to(v, (m,)))
+        return {k: np.concatenate(v) for k, v in out.items()}
 
     def units_needed(self, level: float, target: float = TARGET_POWER, *, max_units: int = MAX_UNITS) -> int | None:
         """The smallest total number of units with power ≥ ``target`` at the effect of interest.

@@ -113,6 +113,11 @@ def _p_less(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(t) & ~np.isnan(df), 1.0, p)
 
 
+def _sides(up: np.ndarray, down: np.ndarray, alternative: str) -> dict[str, np.ndarray]:
+    """A one-sided test's two components: support in the claimed direction, refute in the other."""
+    return {"support": up, "refute": down} if alternative == "greater" else {"support": down, "refute": up}
+
+
 def _interval(estimate: float, se: float, df: float, alpha: float) -> tuple[float, float]:
     """The two-sided (1 − 2α) interval: its ends are the one-sided (1 − α) bounds a one-sided test at α uses."""
     if not (math.isfinite(se) and math.isfinite(df)):
@@ -203,9 +208,23 @@ class Rule:
     name: str
     form: str
 
+    def components(self, data: Data) -> dict[str, np.ndarray]:
+        """The one-sided p-values of the rule's elementary tests, by name, for data whose columns have shape
+        (..., units); each is uniform (or larger) at its own null.
+
+        :meth:`assemble` turns them into the rule's two p-values. A two-stage design
+        (:mod:`analysis.stats.sequential`) combines each component over the stages first, so the rule's
+        combination (IUT max, Bonferroni–Holm k·min, TOST) acts on valid sequential p-values, as on fixed ones.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define components")
+
+    def assemble(self, ps: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(p_support, p_refute)`` from :meth:`components` (fixed-design or sequential p-values)."""
+        return ps["support"], ps["refute"]
+
     def pvalues(self, data: Data) -> tuple[np.ndarray, np.ndarray]:
         """``(p_support, p_refute)`` for data whose columns have shape (..., units)."""
-        raise NotImplementedError(f"{type(self).__name__} must define pvalues")
+        return self.assemble(self.components(data))
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         raise NotImplementedError(f"{type(self).__name__} must define evaluate")
@@ -283,11 +302,11 @@ class Directional(_OneSample):
         if not (self.delta > 0):
             raise invalid("delta", type(self).__name__, "the effect of interest, a number > 0", self.delta)
 
-    def pvalues(self, data: Data):
+    def components(self, data: Data):
         mean, se, df = self._stats(data)
         t = _t(mean, self.null, se)
         up, down = _p_greater(t, df), _p_less(t, df)
-        return (up, down) if self.alternative == "greater" else (down, up)
+        return _sides(up, down, self.alternative)
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         mean, se, df = self._stats(data)
@@ -339,11 +358,11 @@ class NonInferiority(_OneSample):
     def bound(self) -> float:
         return self.reference - self.margin if self.alternative == "greater" else self.reference + self.margin
 
-    def pvalues(self, data: Data):
+    def components(self, data: Data):
         mean, se, df = self._stats(data)
         t = _t(mean, self.bound, se)
         up, down = _p_greater(t, df), _p_less(t, df)
-        return (up, down) if self.alternative == "greater" else (down, up)
+        return _sides(up, down, self.alternative)
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         mean, se, df = self._stats(data)
@@ -381,12 +400,16 @@ class Equivalence(_OneSample):
         t_low, t_upp = _t(mean, self.reference + self.low, se), _t(mean, self.reference + self.upp, se)
         return t_low, t_upp, df
 
-    def pvalues(self, data: Data):
+    def components(self, data: Data):
         t_low, t_upp, df = self._tails(data)
-        p_support = np.maximum(_p_greater(t_low, df), _p_less(t_upp, df))
+        return {"above low": _p_greater(t_low, df), "below upp": _p_less(t_upp, df),
+                "below low": _p_less(t_low, df), "above upp": _p_greater(t_upp, df)}
+
+    def assemble(self, ps):
+        p_support = np.maximum(ps["above low"], ps["below upp"])
         # Refuted by a test of size α: the (1−α) interval wholly outside the margin, i.e. the smaller
         # one-sided p below α/2. min(p_below, p_above) < α alone would have size up to 2α.
-        p_refute = np.minimum(1.0, 2 * np.minimum(_p_less(t_low, df), _p_greater(t_upp, df)))
+        p_refute = np.minimum(1.0, 2 * np.minimum(ps["below low"], ps["above upp"]))
         return p_support, p_refute
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
@@ -433,11 +456,11 @@ class GroupDifference(Rule):
         return (_column(data, column_key(self.column, self.group_a), owner),
                 _column(data, column_key(self.column, self.group_b), owner))
 
-    def pvalues(self, data: Data):
+    def components(self, data: Data):
         diff, se, df = _welch(*self._ab(data))
         t = _t(diff, 0.0, se)
         up, down = _p_greater(t, df), _p_less(t, df)
-        return (up, down) if self.alternative == "greater" else (down, up)
+        return _sides(up, down, self.alternative)
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         a, b = self._ab(data)
@@ -489,14 +512,19 @@ class GroupsDiffer(Rule):
     def _samples(self, data: Data):
         return [_column(data, column_key(self.column, g), type(self).__name__) for g in self.groups]
 
-    def pvalues(self, data: Data):
+    def components(self, data: Data):
         samples = self._samples(data)
-        p_support = _kruskal(samples)
-        tost = []
-        for a, b in itertools.combinations(samples, 2):
+        out = {"differ": _kruskal(samples)}
+        for (i, a), (j, b) in itertools.combinations(enumerate(samples), 2):
             diff, se, df = _welch(a, b)
-            tost.append(np.maximum(_p_greater(_t(diff, -self.delta, se), df), _p_less(_t(diff, self.delta, se), df)))
-        return p_support, np.max(np.stack(tost), axis=0)
+            out[f"{i}-{j} above -delta"] = _p_greater(_t(diff, -self.delta, se), df)
+            out[f"{i}-{j} below +delta"] = _p_less(_t(diff, self.delta, se), df)
+        return out
+
+    def assemble(self, ps):
+        # Refuted when every pair is TOST-equivalent: intersection–union over the pairs and their two tails.
+        tails = [v for k, v in ps.items() if k != "differ"]
+        return ps["differ"], np.max(np.stack(np.broadcast_arrays(*tails)), axis=0)
 
     def evaluate(self, data: Data, alpha: float) -> Outcome:
         samples = self._samples(data)
@@ -547,6 +575,17 @@ class _Combinator(Rule):
     def leaves(self) -> list[Rule]:
         return [leaf for r in self.rules for leaf in r.leaves()]
 
+    def components(self, data: Data) -> dict:
+        # "<part index>|<part name>/<component>": unique whatever the part names hold.
+        return {f"{i}|{r.name}/{k}": v for i, r in enumerate(self.rules) for k, v in r.components(data).items()}
+
+    def _part_pvalues(self, ps: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for i, r in enumerate(self.rules):
+            prefix = f"{i}|{r.name}/"
+            out.append(r.assemble({k[len(prefix):]: v for k, v in ps.items() if k.startswith(prefix)}))
+        return out
+
     def means_under_effect(self, data: Data, factor: float) -> dict:
         out: dict = {}
         for r in self.rules:
@@ -578,8 +617,8 @@ class AllOf(_Combinator):
 
     form = "universal"
 
-    def pvalues(self, data: Data):
-        ps, pr = zip(*(r.pvalues(data) for r in self.rules))
+    def assemble(self, ps_by_name):
+        ps, pr = zip(*self._part_pvalues(ps_by_name))
         support = np.nanmax(np.where(np.isnan(_stack(ps)), np.inf, _stack(ps)), axis=0)
         support = np.where(np.isinf(support), np.nan, support)
         refute = np.minimum(1.0, len(pr) * np.nanmin(np.where(np.isnan(_stack(pr)), np.inf, _stack(pr)), axis=0))
@@ -598,8 +637,8 @@ class AnyOf(_Combinator):
 
     form = "existential"
 
-    def pvalues(self, data: Data):
-        ps, pr = zip(*(r.pvalues(data) for r in self.rules))
+    def assemble(self, ps_by_name):
+        ps, pr = zip(*self._part_pvalues(ps_by_name))
         stacked = _stack(ps)
         support = np.minimum(1.0, len(ps) * np.nanmin(np.where(np.isnan(stacked), np.inf, stacked), axis=0))
         support = np.where(np.isinf(support), np.nan, support)

@@ -166,6 +166,21 @@ class UnitTable:
                 out[column_key(c, g)] = mat[:, j]
         return out
 
+    def split(self, first: Iterable[str]) -> tuple["UnitTable", "UnitTable"]:
+        """``(the units in first, the others)`` as two tables with this one's description and columns: the two
+        stages of a two-stage design (:mod:`analysis.stats.two_stage`). Left-out units stay with their stage."""
+        keep = set(first)
+        parts = []
+        for inside in (True, False):
+            t = UnitTable(self.unit, conditional_on=self.conditional_on, leave_out_nonfinite=self.leave_out_nonfinite)
+            t._columns = {g: list(c) for g, c in self._columns.items()}
+            t._rows = [r for r in self._rows if (r.unit_id in keep) == inside]
+            t.left_out = {u: list(c) for u, c in self.left_out.items() if (u in keep) == inside}
+            ids = {r.unit_id for r in t._rows}
+            t._owner = {m: u for m, u in self._owner.items() if u in ids}
+            parts.append(t)
+        return parts[0], parts[1]
+
     def records(self) -> dict:
         """JSON-able per-unit values: ``{"units": ids, "groups": [...], "values": {column: [...]}}``."""
         cols = list(dict.fromkeys(c for r in self._rows for c in r.values))

@@ -98,6 +98,10 @@ class FamilySettings:
             raise invalid("power_simulations", "FamilySettings", "0 (no power analysis) or an int >= 10",
                           self.power_simulations)
 
+    def seed_for(self, text: str) -> int:
+        """A seed for one named simulation (``"power:<instance id>"``): fixed by the profile's seed and the name."""
+        return (self.seed * 1_000_003 + zlib.crc32(text.encode())) % 2**32
+
 
 # --------------------------------------------------------------------------- Holm
 
@@ -135,10 +139,6 @@ def verdict_from(p_support: Any, p_refute: Any, alpha: float) -> np.ndarray | st
 # --------------------------------------------------------------------------- the family
 
 
-def _seed(settings: FamilySettings, text: str) -> int:
-    return (settings.seed * 1_000_003 + zlib.crc32(text.encode())) % 2**32
-
-
 def _resampled_pvalues(measurements: Sequence[Measurement], settings: FamilySettings) -> tuple[np.ndarray, np.ndarray]:
     """(B, m) support and refute p-values with the units of every measurement resampled.
 
@@ -146,7 +146,7 @@ def _resampled_pvalues(measurements: Sequence[Measurement], settings: FamilySett
     so the family's dependence between its instances is kept.
     """
     b = settings.stability_resamples
-    rng = np.random.default_rng(_seed(settings, "stability:" + measurements[0].claim_id if measurements else ""))
+    rng = np.random.default_rng(settings.seed_for("stability:" + measurements[0].claim_id if measurements else ""))
     draws: dict[tuple, dict] = {}
     ps, pr = [], []
     for meas in measurements:
@@ -247,7 +247,7 @@ def decide_family(
         needed, curve = None, []
         if settings.power_simulations:
             model = PowerModel(m.table, m.rule, simulations=settings.power_simulations,
-                               seed=_seed(settings, "power:" + m.instance_id))
+                               seed=settings.seed_for("power:" + m.instance_id))
             can_decide = model.can_decide(level)
             power = model.power(level) if can_decide else 0.0
             factor = model.mde_factor(level) if can_decide else float("nan")

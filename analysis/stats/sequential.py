@@ -205,11 +205,9 @@ class TwoStage:
 
     def _second_look_p(self, z2: np.ndarray) -> np.ndarray:
         # c2(a) falls with a: the a with c2(a) = z2, read off a table of c2 at log-spaced a (monotone cubic).
-        levels, c2 = _look_two_table(self.fraction, self.spending)
-        inside = np.interp(-z2, -c2, levels)  # seed for np.where below; replaced by the spline inside the table
-        spline = _look_two_spline(self.fraction, self.spending)
+        _, c2 = _look_two_table(self.fraction, self.spending)
         with np.errstate(invalid="ignore"):
-            inside = np.where((z2 <= c2[0]) & (z2 >= c2[-1]), 10.0 ** spline(np.clip(-z2, -c2[0], -c2[-1])), inside)
+            inside = 10.0 ** _look_two_spline(self.fraction, self.spending)(np.clip(-z2, -c2[0], -c2[-1]))
         out = np.where(z2 > c2[0], _FLOOR, np.where(z2 < c2[-1], 1.0, inside))
         return np.where(np.isnan(z2), np.nan, out)
 

@@ -20,7 +20,6 @@ that shares those units and continues reads the same new units.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -55,10 +54,6 @@ class Look:
     reason: str = ""
     table: UnitTable = field(default=None, repr=False, compare=False)  # stage-1 units
     rule: Rule = field(default=None, repr=False, compare=False)
-
-
-def _seed(settings: FamilySettings, text: str) -> int:
-    return (settings.seed * 1_000_003 + zlib.crc32(text.encode())) % 2**32
 
 
 def _adjust(looks: dict[str, dict], alpha: float) -> None:
@@ -107,7 +102,7 @@ def first_look(measurements: Sequence[Measurement], design: TwoStage,
             v.update(continues=True, reason="open; power analysis off: continues without a futility look")
             continue
         model = PowerModel(v["table"], v["rule"], simulations=settings.power_simulations,
-                           seed=_seed(settings, "two-stage:" + iid))
+                           seed=settings.seed_for("two-stage:" + iid))
         cp = design.conditional_power(v["rule"], v["table"].data(), model.simulated_components(design.added), level)
         v["conditional_power"] = cp
         if cp >= design.continue_at:
